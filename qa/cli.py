@@ -1,0 +1,259 @@
+"""The `qa` command: reads arguments, calls the library, prints its result objects.
+
+Heavy modules are imported inside the commands so `qa --help` stays instant.
+Domain errors (qa.errors) become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qa.errors import QAError
+
+INDEX_DIR_HELP = "Index directory (default: $QA_INDEX_DIR, else ./index)."
+
+
+def _settings(index_dir: Path | None, **overrides: Any):
+    from qa.settings import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if index_dir is not None:
+        values["index_dir"] = index_dir
+    return Settings(**values)
+
+
+def clean_errors(func: Callable) -> Callable:
+    """Domain errors and surprises end as one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except QAError as exc:
+            raise click.ClickException(exc.message) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; the index is unchanged", err=True)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("QA_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (set QA_DEBUG=1 for details)"
+            ) from None
+
+    return wrapper
+
+
+index_dir_option = click.option(
+    "--index-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help=INDEX_DIR_HELP,
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="qa")
+def main() -> None:
+    """Answer questions about a collection of articles by quoting them."""
+
+
+@main.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_dir_option
+@clean_errors
+def index_cmd(paths: tuple[Path, ...], index_dir: Path | None) -> None:
+    """Add or update the articles in PATHS (files or folders, recursively).
+
+    Formats: .txt, .md, .html/.htm, .json, .jsonl. Unchanged articles are not
+    re-embedded; edited ones replace their old version.
+    """
+    from qa.indexer import index_paths
+    from qa.readers import iter_article_files
+    from qa.store import IndexStore
+
+    settings = _settings(index_dir)
+    store = IndexStore(settings.index_dir)
+    files = list(iter_article_files(paths))
+    if not files:
+        raise click.ClickException("no article files found in " + ", ".join(map(str, paths)))
+    if sys.stderr.isatty():
+        with click.progressbar(length=len(files), label="indexing", file=sys.stderr) as bar:
+            report = index_paths(
+                paths,
+                store,
+                files=files,
+                export_onnx=settings.export_onnx,
+                on_file=lambda _p: bar.update(1),
+            )
+    else:
+        report = index_paths(paths, store, files=files, export_onnx=settings.export_onnx)
+    for problem in report.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    click.echo(
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.skipped} skipped; {report.chunks} chunks in {report.seconds:.1f} s "
+        f"→ {settings.index_dir}"
+    )
+
+
+@main.command("ask")
+@click.argument("question")
+@click.option("--k", "k", type=click.IntRange(1, 20), default=None, help="Quotes to show (1-20).")
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON.")
+@index_dir_option
+@clean_errors
+def ask_cmd(question: str, k: int | None, as_json: bool, index_dir: Path | None) -> None:
+    """Answer QUESTION with quotes from the indexed articles."""
+    from qa.answering import Answerer
+
+    answer = Answerer(_settings(index_dir)).ask(question, k)
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+        return
+    from qa.render import answer_text
+
+    click.echo(answer_text(answer))
+
+
+@main.group("articles", invoke_without_command=True)
+@index_dir_option
+@click.pass_context
+def articles_group(ctx: click.Context, index_dir: Path | None) -> None:
+    """List, show or remove indexed articles (default: list)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(articles_list, index_dir=index_dir)
+
+
+@articles_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@index_dir_option
+@clean_errors
+def articles_list(as_json: bool = False, index_dir: Path | None = None) -> None:
+    """List indexed articles: id, chunks, title."""
+    from qa.store import IndexStore
+
+    snap = IndexStore(_settings(index_dir).index_dir).open()
+    items = snap.articles()
+    if as_json:
+        click.echo(json.dumps([a.model_dump() for a in items], indent=2, ensure_ascii=False))
+        return
+    for a in items:
+        click.echo(f"{a.id}\t{a.chunks}\t{a.title}")
+    click.echo(f"{len(items)} articles, {snap.n_chunks} chunks", err=True)
+
+
+@articles_group.command("show")
+@click.argument("article_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@index_dir_option
+@clean_errors
+def articles_show(article_id: str, as_json: bool, index_dir: Path | None) -> None:
+    """Print one article's title, metadata and text."""
+    from qa.store import IndexStore
+
+    article = IndexStore(_settings(index_dir).index_dir).open().article(article_id)
+    if as_json:
+        click.echo(article.model_dump_json(indent=2))
+        return
+    click.echo(article.title)
+    for field in ("id", "url", "published", "author", "source"):
+        value = getattr(article, field)
+        if value:
+            click.echo(f"{field}: {value}")
+    click.echo()
+    click.echo(article.text)
+
+
+@articles_group.command("rm")
+@click.argument("article_ids", nargs=-1, required=True)
+@index_dir_option
+@clean_errors
+def articles_rm(article_ids: tuple[str, ...], index_dir: Path | None) -> None:
+    """Remove articles by id."""
+    from qa.indexer import remove_articles
+    from qa.store import IndexStore
+
+    removed = remove_articles(IndexStore(_settings(index_dir).index_dir), list(article_ids))
+    missing = [a for a in article_ids if a not in removed]
+    for a in removed:
+        click.echo(f"removed {a}")
+    if missing:
+        raise click.ClickException("no such article: " + ", ".join(missing))
+
+
+@main.command("eval")
+@click.argument("questions_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--k", "k", type=click.IntRange(1, 20), default=3, help="Quotes per answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--misses", is_flag=True, help="List the questions answered wrongly.")
+@index_dir_option
+@clean_errors
+def eval_cmd(
+    questions_file: Path, k: int, as_json: bool, misses: bool, index_dir: Path | None
+) -> None:
+    """Measure answers on QUESTIONS_FILE (seed JSON lines or SQuAD JSON) over the index."""
+    from qa.answering import Answerer
+    from qa.evaluation import evaluate, load_questions
+
+    if not questions_file.is_file():
+        raise click.ClickException(f"{questions_file}: no such file")
+    report = evaluate(Answerer(_settings(index_dir)), load_questions(questions_file), k)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
+        return
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    click.echo(
+        f"questions              {report.questions} "
+        f"({report.answerable} answerable here, {report.unanswerable} not)"
+    )
+    click.echo(f"top quote has answer   {pct(report.top1_accuracy)}")
+    click.echo(f"top {k} quotes have it   {pct(report.top3_accuracy)}")
+    click.echo(f"passage recall@5       {pct(report.passage_recall_at_5)}")
+    click.echo(f"answered (answerable)  {pct(report.answered_rate)}")
+    click.echo(f"abstained (not)        {pct(report.abstention_rate)}")
+    click.echo(f"latency ms p50 / p95   {report.latency_ms_p50} / {report.latency_ms_p95}")
+    if misses:
+        for miss in report.misses:
+            click.echo(f"- {miss['question']} | gold {miss['gold']} | got {miss['top']!r}")
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000).")
+@index_dir_option
+@clean_errors
+def serve_cmd(host: str | None, port: int | None, index_dir: Path | None) -> None:
+    """Serve the web chat at / and the JSON API under /api."""
+    import uvicorn
+
+    from qa.web.app import create_app
+
+    settings = _settings(index_dir, host=host, port=port)
+    app = create_app(settings)
+    click.echo(f"qa: open http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", err=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

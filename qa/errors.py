@@ -1,0 +1,75 @@
+"""Domain errors: raised by the core, translated once at each edge.
+
+Every error carries a stable machine `code`, a one-line human `message` and the
+HTTP status it maps to, so the CLI prints the message and exits non-zero while
+the API answers `{"error": {"code", "message"}}` with the status.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(QAError):
+    """The caller asked for something malformed (empty question, bad k)."""
+
+    code = "invalid_input"
+    status = 422
+
+
+class PayloadTooLarge(QAError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnreadableFile(QAError):
+    """A file could not be read or parsed as an article; indexing skips it."""
+
+    code = "unreadable_file"
+    status = 422
+
+
+class ArticleNotFound(QAError):
+    code = "article_not_found"
+    status = 404
+
+
+class IndexMissing(QAError):
+    code = "index_missing"
+    status = 503
+
+
+class IndexEmpty(QAError):
+    code = "index_empty"
+    status = 503
+
+
+class IndexCorrupt(QAError):
+    code = "index_corrupt"
+    status = 503
+
+
+class IndexIncompatible(QAError):
+    """The index was built by another model, chunker or format version."""
+
+    code = "index_incompatible"
+    status = 503
+
+
+class IndexBusy(QAError):
+    """Another writer holds the index lock."""
+
+    code = "index_busy"
+    status = 503
+
+
+class EncoderUnavailable(QAError):
+    code = "encoder_unavailable"
+    status = 503

@@ -1,0 +1,189 @@
+"""Files → articles → chunks → vectors → a new index version.
+
+In: paths (files or folders) and an `IndexStore`. Out: an `IndexReport` of
+what changed. Articles are streamed: read, chunked and embedded in bounded
+batches, so memory stays flat on large folders. Unchanged articles are not
+re-embedded; an edited one replaces its old chunks; unreadable files are
+reported and skipped while the rest is indexed. Nothing is published unless
+the whole run succeeds (see `IndexStore.writer`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from qa.chunking import chunk_text
+from qa.encoder import Encoder, export_onnx_encoder, has_onnx_encoder, load_encoder
+from qa.errors import UnreadableFile
+from qa.models import IndexReport, SourceArticle
+from qa.readers import iter_article_files, read_file
+from qa.store import ChunkRecord, IndexStore, StoredArticle, Writer
+from qa.terms import terms
+
+BATCH_CHUNKS = 256  # chunks embedded together: enough to sort by length, small in memory
+MAX_ID_CHARS = 200
+
+ProgressCallback = Callable[[Path], None]
+
+
+def article_id(src: SourceArticle) -> str:
+    """The given id, else one derived from where the article lives (its URL or
+    file), so re-indexing an edited file replaces the old version."""
+    if src.id:
+        given = re.sub(r"\s+", " ", str(src.id)).strip()
+        if given:
+            return given[:MAX_ID_CHARS]
+    key = src.url or src.origin
+    stem = Path(src.origin.split("#", 1)[0]).stem
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "article"
+    suffix = "-" + src.origin.split("#", 1)[1] if "#" in src.origin and not src.url else ""
+    return f"{slug}{suffix}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def content_hash(src: SourceArticle) -> str:
+    fields = [src.title, src.text, src.url, src.published, src.author, src.source]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+def ensure_encoder(store: IndexStore, export_onnx: bool = True) -> Encoder:
+    """The index's encoder, exporting the ONNX copy on first use."""
+    if export_onnx and not has_onnx_encoder(store.encoder_dir):
+        export_onnx_encoder(store.encoder_dir)
+    return load_encoder(store.encoder_dir)
+
+
+def describe_encoder(encoder: Encoder) -> dict:
+    meta = getattr(encoder, "meta", None)
+    return {"kind": encoder.kind, **({"quantized": meta["quantized"]} if meta else {})}
+
+
+class _Batch:
+    """Articles waiting to be embedded and written together."""
+
+    def __init__(self, writer: Writer, encoder: Encoder) -> None:
+        self.writer = writer
+        self.encoder = encoder
+        self.items: list[tuple[StoredArticle, list[ChunkRecord]]] = []
+        self.size = 0
+
+    def add(self, article: StoredArticle, chunks: list[ChunkRecord]) -> None:
+        self.items.append((article, chunks))
+        self.size += len(chunks)
+        if self.size >= BATCH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        chunk_inputs = [
+            f"{a.title}\n{a.text[c.start : c.end]}" for a, chunks in self.items for c in chunks
+        ]
+        sentence_inputs = [
+            a.text[s:e] for a, chunks in self.items for c in chunks for s, e in c.sentences
+        ]
+        chunk_vecs = self.encoder.embed(chunk_inputs)
+        sent_vecs = self.encoder.embed(sentence_inputs)
+        ci = si = 0
+        for article, chunks in self.items:
+            n_s = sum(len(c.sentences) for c in chunks)
+            self.writer.put(
+                article, chunks, chunk_vecs[ci : ci + len(chunks)], sent_vecs[si : si + n_s]
+            )
+            ci += len(chunks)
+            si += n_s
+        self.items, self.size = [], 0
+
+
+def stored_article(src: SourceArticle) -> StoredArticle:
+    return StoredArticle(
+        id=article_id(src),
+        title=src.title,
+        text=src.text,
+        content_hash=content_hash(src),
+        url=src.url,
+        published=src.published,
+        author=src.author,
+        source=src.source,
+        origin=src.origin,
+    )
+
+
+def chunk_records(article: StoredArticle, encoder: Encoder) -> list[ChunkRecord]:
+    return [
+        ChunkRecord(
+            start=c.start,
+            end=c.end,
+            sentences=c.sentences,
+            terms=" ".join(terms(article.title + "\n" + article.text[c.start : c.end])),
+        )
+        for c in chunk_text(article.text, encoder.count_tokens)
+    ]
+
+
+def index_paths(
+    paths: Iterable[Path],
+    store: IndexStore,
+    *,
+    export_onnx: bool = True,
+    on_file: ProgressCallback | None = None,
+    files: Sequence[Path] | None = None,
+) -> IndexReport:
+    """Add or update the articles found under `paths`."""
+    started = time.perf_counter()
+    files = list(files) if files is not None else list(iter_article_files(paths))
+    encoder = ensure_encoder(store, export_onnx)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "skipped": 0, "chunks": 0}
+    problems: list[str] = []
+    with store.writer() as writer:
+        writer.manifest["encoder"] = describe_encoder(encoder)
+        batch = _Batch(writer, encoder)
+        seen_hashes: set[str] = set()
+        for path in files:
+            try:
+                articles, file_problems = read_file(path)
+            except UnreadableFile as exc:
+                articles, file_problems = [], [exc.message]
+            problems.extend(file_problems)
+            if not articles:
+                counts["skipped"] += 1
+            for src in articles:
+                stored = stored_article(src)
+                old = writer.content_hash(stored.id)
+                if old == stored.content_hash or (
+                    old is None
+                    and (
+                        stored.content_hash in seen_hashes
+                        or writer.id_with_hash(stored.content_hash)
+                    )
+                ):
+                    counts["unchanged"] += 1  # same article again, under any name
+                    continue
+                records = chunk_records(stored, encoder)
+                if not records:
+                    counts["skipped"] += 1
+                    problems.append(f"{src.origin}: no text to index")
+                    continue
+                seen_hashes.add(stored.content_hash)
+                counts["updated" if old else "added"] += 1
+                counts["chunks"] += len(records)
+                batch.add(stored, records)
+            if on_file:
+                on_file(path)
+        batch.flush()
+    return IndexReport(**counts, seconds=round(time.perf_counter() - started, 2), problems=problems)
+
+
+def remove_articles(store: IndexStore, ids: Sequence[str]) -> list[str]:
+    """Delete articles by id; returns the ids that existed."""
+    store.open().close()  # a missing or corrupt index is an error, not a new index
+    removed: list[str] = []
+    with store.writer() as writer:
+        for article_id_ in ids:
+            if writer.remove(article_id_):
+                removed.append(article_id_)
+    return removed

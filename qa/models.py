@@ -1,0 +1,90 @@
+"""Typed result objects: the only currency between layers.
+
+`SourceArticle` is what a reader makes of a file; the pydantic models are what
+the core returns and what the CLI, the API and the page show. Their JSON is the
+contract's JSON: nothing downstream builds a second dict by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+@dataclass(frozen=True)
+class SourceArticle:
+    """One article as read from a file, before it gets an id and is indexed.
+
+    `text` is the article's plain text; quote offsets will index into it.
+    `origin` names where it came from (file path, plus `#N` for the N-th
+    article of a JSON list or JSON-lines file) and keys ids of articles that
+    do not carry their own.
+    """
+
+    title: str
+    text: str
+    origin: str
+    id: str | None = None
+    url: str | None = None
+    published: str | None = None
+    author: str | None = None
+    source: str | None = None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ArticleRef(_Frozen):
+    """How a quote cites its article."""
+
+    id: str
+    title: str
+    url: str | None = None
+    published: str | None = None
+
+
+class ArticleSummary(ArticleRef):
+    chunks: int
+
+
+class ArticleDetail(ArticleRef):
+    text: str
+    author: str | None = None
+    source: str | None = None
+
+
+class Quote(_Frozen):
+    text: str = Field(description="Verbatim: equals the article text[start:end].")
+    score: float = Field(description="Confidence in [0, 1], comparable across questions.")
+    article: ArticleRef
+    start: int
+    end: int
+
+
+class Answer(_Frozen):
+    question: str
+    answered: bool
+    answer: str
+    quotes: list[Quote]
+    took_ms: float
+
+
+class Health(_Frozen):
+    status: str
+    articles: int
+    chunks: int
+
+
+class IndexReport(_Frozen):
+    """What one `qa index` run did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    removed: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    problems: list[str] = Field(default_factory=list)

@@ -1,0 +1,38 @@
+"""The one settings object. Every knob is here, read from QA_* environment variables.
+
+CLI flags override fields; the web app gets the object from its factory; tests
+build their own. `tests/test_docs.py` fails when a field is missing from the
+README's settings table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    index_dir: Path = Field(Path("index"), description="Where the index lives.")
+    k: int = Field(3, ge=1, le=20, description="Quotes per answer by default.")
+    min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Answers whose best quote scores below this are 'not found'.",
+    )
+    max_question_chars: int = Field(1000, ge=10, description="Longest question accepted.")
+    host: str = Field("127.0.0.1", description="Address `qa serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `qa serve` listens on.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call /api from a browser ('*' for any).",
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted.")
+    export_onnx: bool = Field(
+        True,
+        description="Store an ONNX copy of the encoder in the index (torch-free queries).",
+    )

@@ -1,0 +1,542 @@
+"""The index directory: versioned, crash-safe storage of articles, chunks and vectors.
+
+Layout (see index/README.md):
+
+    INDEX/
+      CURRENT            name of the live version, switched with os.replace
+      LOCK               held (flock) by the one writer
+      encoder/           ONNX copy of the model + tokenizer (immutable once written)
+      versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss
+
+A write copies the live version into a new folder, changes the copy, fsyncs
+it, then points CURRENT at it; a crash at any moment leaves the old version
+live and whole. Readers open one version and never see a mix. Nothing is
+pickled: metadata is SQLite, vectors are FAISS's own format, manifests JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunking import ChunkerSettings
+from qa.encoder import DIM, MODEL_NAME
+from qa.errors import (
+    ArticleNotFound,
+    IndexBusy,
+    IndexCorrupt,
+    IndexIncompatible,
+    IndexMissing,
+)
+from qa.models import ArticleDetail, ArticleRef, ArticleSummary
+
+FORMAT_VERSION = 1
+KEEP_VERSIONS = 2  # the live one and the one before it
+
+_SCHEMA = """
+CREATE TABLE articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, author TEXT,
+    source TEXT, text TEXT NOT NULL, origin TEXT, content_hash TEXT NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX articles_hash ON articles(content_hash);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY, article_id TEXT NOT NULL REFERENCES articles(id),
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL
+);
+CREATE INDEX chunks_article ON chunks(article_id);
+CREATE TABLE sentences (
+    id INTEGER PRIMARY KEY, chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    article_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL
+);
+CREATE INDEX sentences_chunk ON sentences(chunk_id);
+CREATE INDEX sentences_article ON sentences(article_id);
+-- Pre-stemmed terms (qa.terms) per chunk: BM25 ranking and document frequencies.
+CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row');
+"""
+
+
+def _faiss():
+    import faiss
+
+    # Queries are single vectors; threads only add contention on 2 cores.
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def expected_manifest(chunker: ChunkerSettings) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": MODEL_NAME,
+        "dim": DIM,
+        "chunker": chunker.as_dict(),
+    }
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    id: str
+    title: str
+    text: str
+    content_hash: str
+    url: str | None = None
+    published: str | None = None
+    author: str | None = None
+    source: str | None = None
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk with its sentences, ready to store (ids assigned by the store)."""
+
+    start: int
+    end: int
+    terms: str
+    sentences: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class SentenceHit:
+    id: int
+    chunk_id: int
+    article_id: str
+    start: int
+    end: int
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+class IndexStore:
+    """An index directory: open the live version, or write a new one."""
+
+    def __init__(self, root: Path, chunker: ChunkerSettings | None = None) -> None:
+        self.root = Path(root)
+        self.chunker = chunker or ChunkerSettings()
+
+    @property
+    def encoder_dir(self) -> Path:
+        return self.root / "encoder"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    def current_version(self) -> str | None:
+        try:
+            name = (self.root / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexCorrupt(f"cannot read {self.root / 'CURRENT'}: {exc}") from exc
+        return name or None
+
+    def exists(self) -> bool:
+        return self.current_version() is not None
+
+    def open(self) -> Snapshot:
+        version = self.current_version()
+        if version is None:
+            raise IndexMissing(
+                f"no index at {self.root}: run `qa index PATH` to add articles first"
+            )
+        return Snapshot(self.versions_dir / version, self.chunker)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Writer]:
+        """Lock, copy the live version, yield a Writer; publish on success, discard on error."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "LOCK", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise IndexBusy(f"another process is writing the index at {self.root}") from exc
+            base = self.current_version()
+            if base is not None:
+                Snapshot(self.versions_dir / base, self.chunker).close()  # validates it
+            self.versions_dir.mkdir(exist_ok=True)
+            new_name = self._next_version_name()
+            work = self.versions_dir / (new_name + ".tmp")
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
+            try:
+                yield writer
+                if writer.changed or base is None:
+                    writer.finish()
+            except BaseException:
+                writer.abandon()
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            if not writer.changed and base is not None:
+                writer.abandon()
+                shutil.rmtree(work, ignore_errors=True)
+                return  # nothing to publish: the live version stays
+            final = self.versions_dir / new_name
+            os.replace(work, final)
+            _fsync_dir(self.versions_dir)
+            pointer = self.root / "CURRENT.tmp"
+            pointer.write_text(new_name + "\n")
+            _fsync_file(pointer)
+            os.replace(pointer, self.root / "CURRENT")
+            _fsync_dir(self.root)
+            self._prune(keep=new_name)
+
+    def _next_version_name(self) -> str:
+        numbers = [
+            int(p.name[1:7])
+            for p in self.versions_dir.iterdir()
+            if p.name.startswith("v") and p.name[1:7].isdigit()
+        ]
+        return f"v{max(numbers, default=0) + 1:06d}"
+
+    def _prune(self, keep: str) -> None:
+        finished = sorted(p.name for p in self.versions_dir.iterdir() if p.name.startswith("v"))
+        stale = [n for n in finished if n != keep and not n.endswith(".tmp")]
+        stale = stale[: max(0, len(stale) - (KEEP_VERSIONS - 1))]
+        leftovers = [n for n in finished if n.endswith(".tmp")]
+        for name in stale + leftovers:
+            shutil.rmtree(self.versions_dir / name, ignore_errors=True)
+
+
+def _check_manifest(folder: Path, chunker: ChunkerSettings) -> dict:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except FileNotFoundError as exc:
+        raise IndexCorrupt(f"index version {folder} has no manifest.json") from exc
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"cannot read {folder / 'manifest.json'}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"{folder / 'manifest.json'} is not a JSON object")
+    want = expected_manifest(chunker)
+    for key, value in want.items():
+        if manifest.get(key) != value:
+            raise IndexIncompatible(
+                f"the index at {folder.parent.parent} was built with {key}={manifest.get(key)!r}, "
+                f"this qa uses {value!r}: index the articles again into a new --index-dir"
+            )
+    return manifest
+
+
+class Snapshot:
+    """One version of the index, read-only, safe to share between threads."""
+
+    def __init__(self, folder: Path, chunker: ChunkerSettings) -> None:
+        self.folder = folder
+        self.version = folder.name
+        self.manifest = _check_manifest(folder, chunker)
+        faiss = _faiss()
+        try:
+            uri = f"file:{folder / 'store.sqlite'}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            n_chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            n_sents = self._db.execute("SELECT count(*) FROM sentences").fetchone()[0]
+            self.n_articles = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            self.chunk_index = faiss.read_index(str(folder / "chunks.faiss"))
+            self.sentence_index = faiss.read_index(str(folder / "sentences.faiss"))
+        except (sqlite3.Error, RuntimeError, OSError) as exc:
+            raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
+        if self.chunk_index.ntotal != n_chunks or self.sentence_index.ntotal != n_sents:
+            raise IndexCorrupt(
+                f"index version {folder} is inconsistent: {self.chunk_index.ntotal} chunk vectors "
+                f"for {n_chunks} chunks, {self.sentence_index.ntotal} sentence vectors for "
+                f"{n_sents} sentences"
+            )
+        self.n_chunks = n_chunks
+        self.n_sentences = n_sents
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- search ---------------------------------------------------------------
+    def search_chunks(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
+        return self._search(self.chunk_index, qvec, n)
+
+    def search_sentences(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
+        return self._search(self.sentence_index, qvec, n)
+
+    @staticmethod
+    def _search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
+        if index.ntotal == 0:
+            return []
+        scores, ids = index.search(qvec.reshape(1, -1).astype(np.float32), min(n, index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def search_terms(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
+        """BM25 over chunk terms; higher is better."""
+        unique = sorted(set(query_terms))
+        if not unique:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, -bm25(chunk_terms) FROM chunk_terms WHERE chunk_terms MATCH ? "
+                "ORDER BY bm25(chunk_terms) LIMIT ?",
+                (match, n),
+            ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def doc_freqs(self, query_terms: Sequence[str]) -> dict[str, int]:
+        unique = sorted(set(query_terms))
+        if not unique:
+            return {}
+        marks = ",".join("?" * len(unique))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})", unique
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def sentence_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, DIM), dtype=np.float32)
+        return self.sentence_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
+    def chunk_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, DIM), dtype=np.float32)
+        return self.chunk_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
+    # -- metadata -------------------------------------------------------------
+    def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SentenceHit]:
+        return self._sentences("chunk_id", chunk_ids)
+
+    def sentences_by_id(self, ids: Sequence[int]) -> list[SentenceHit]:
+        return self._sentences("id", ids)
+
+    def _sentences(self, column: str, values: Sequence[int]) -> list[SentenceHit]:
+        if not values:
+            return []
+        marks = ",".join("?" * len(values))
+        with self._lock:
+            rows = self._db.execute(
+                f'SELECT id, chunk_id, article_id, start, "end" FROM sentences '
+                f"WHERE {column} IN ({marks}) ORDER BY id",
+                [int(v) for v in values],
+            ).fetchall()
+        return [SentenceHit(*r) for r in rows]
+
+    def chunks_by_id(self, ids: Sequence[int]) -> list[SentenceHit]:
+        """Chunks in the order asked, as spans (id, chunk_id=id, article, start, end)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f'SELECT id, id, article_id, start, "end" FROM chunks WHERE id IN ({marks})',
+                [int(i) for i in ids],
+            ).fetchall()
+        by_id = {r[0]: SentenceHit(*r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, title, url, published, text FROM articles WHERE id IN ({marks})",
+                list(ids),
+            ).fetchall()
+        return {
+            r["id"]: (
+                ArticleRef(id=r["id"], title=r["title"], url=r["url"], published=r["published"]),
+                r["text"],
+            )
+            for r in rows
+        }
+
+    def article(self, article_id: str) -> ArticleDetail:
+        with self._lock:
+            r = self._db.execute(
+                "SELECT id, title, url, published, author, source, text FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+        if r is None:
+            raise ArticleNotFound(f"no article with id {article_id!r} in the index")
+        return ArticleDetail(**dict(r))
+
+    def articles(self) -> list[ArticleSummary]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.id, a.title, a.url, a.published, count(c.id) AS chunks "
+                "FROM articles a LEFT JOIN chunks c ON c.article_id = a.id "
+                "GROUP BY a.id ORDER BY a.title COLLATE NOCASE, a.id"
+            ).fetchall()
+        return [ArticleSummary(**dict(r)) for r in rows]
+
+
+class Writer:
+    """Changes to a private copy of the live version; published by IndexStore.writer."""
+
+    def __init__(self, work: Path, base: Path | None, chunker: ChunkerSettings) -> None:
+        self.work = work
+        self.chunker = chunker
+        self.changed = False
+        faiss = _faiss()
+        self._faiss = faiss
+        db_path = work / "store.sqlite"
+        if base is not None:
+            src = sqlite3.connect(f"file:{base / 'store.sqlite'}?mode=ro", uri=True)
+            self.db = sqlite3.connect(db_path)
+            src.backup(self.db)
+            src.close()
+            self.chunk_index = faiss.read_index(str(base / "chunks.faiss"))
+            self.sentence_index = faiss.read_index(str(base / "sentences.faiss"))
+            self.manifest = json.loads((base / "manifest.json").read_text())
+        else:
+            self.db = sqlite3.connect(db_path)
+            self.db.executescript(_SCHEMA)
+            self.chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            self.sentence_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            self.manifest = {**expected_manifest(chunker), "created": time.time()}
+            self.changed = True  # an empty index is still an index
+        self.db.execute("PRAGMA journal_mode = OFF")  # the whole file is a throwaway copy
+        self.db.execute("PRAGMA synchronous = OFF")  # fsynced once, in finish()
+        self.db.execute("BEGIN")
+
+    # -- reads for change detection ---------------------------------------------
+    def content_hash(self, article_id: str) -> str | None:
+        r = self.db.execute(
+            "SELECT content_hash FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return r[0] if r else None
+
+    def id_with_hash(self, content_hash: str) -> str | None:
+        r = self.db.execute(
+            "SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (content_hash,)
+        ).fetchone()
+        return r[0] if r else None
+
+    def article_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id")]
+
+    # -- changes ----------------------------------------------------------------
+    def remove(self, article_id: str) -> bool:
+        chunk_ids = [
+            r[0]
+            for r in self.db.execute("SELECT id FROM chunks WHERE article_id = ?", (article_id,))
+        ]
+        sent_ids = [
+            r[0]
+            for r in self.db.execute("SELECT id FROM sentences WHERE article_id = ?", (article_id,))
+        ]
+        cur = self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        if cur.rowcount == 0:
+            return False
+        self.db.execute("DELETE FROM sentences WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        self.db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in chunk_ids])
+        if chunk_ids:
+            self.chunk_index.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
+        if sent_ids:
+            self.sentence_index.remove_ids(np.asarray(sent_ids, dtype=np.int64))
+        self.changed = True
+        return True
+
+    def put(
+        self,
+        article: StoredArticle,
+        chunks: Sequence[ChunkRecord],
+        chunk_vectors: np.ndarray,
+        sentence_vectors: np.ndarray,
+    ) -> None:
+        """Insert or replace one article with its chunks, sentences and vectors."""
+        n_sents = sum(len(c.sentences) for c in chunks)
+        if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
+            raise ValueError("vector counts do not match chunks and sentences")
+        self.remove(article.id)
+        self.db.execute(
+            "INSERT INTO articles (id, title, url, published, author, source, text, origin, "
+            "content_hash, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                article.id,
+                article.title,
+                article.url,
+                article.published,
+                article.author,
+                article.source,
+                article.text,
+                article.origin,
+                article.content_hash,
+                time.time(),
+            ),
+        )
+        next_chunk = self._next_id("chunks")
+        next_sent = self._next_id("sentences")
+        chunk_ids, sent_ids = [], []
+        for chunk in chunks:
+            cid = next_chunk
+            next_chunk += 1
+            chunk_ids.append(cid)
+            self.db.execute(
+                'INSERT INTO chunks (id, article_id, start, "end") VALUES (?,?,?,?)',
+                (cid, article.id, chunk.start, chunk.end),
+            )
+            self.db.execute(
+                "INSERT INTO chunk_terms (rowid, terms) VALUES (?, ?)", (cid, chunk.terms)
+            )
+            for s, e in chunk.sentences:
+                self.db.execute(
+                    'INSERT INTO sentences (id, chunk_id, article_id, start, "end") VALUES (?,?,?,?,?)',
+                    (next_sent, cid, article.id, s, e),
+                )
+                sent_ids.append(next_sent)
+                next_sent += 1
+        if chunk_ids:
+            self.chunk_index.add_with_ids(chunk_vectors, np.asarray(chunk_ids, dtype=np.int64))
+            self.sentence_index.add_with_ids(sentence_vectors, np.asarray(sent_ids, dtype=np.int64))
+        self.changed = True
+
+    def _next_id(self, table: str) -> int:
+        # Ids are never reused within a lineage of versions, so a vector id always
+        # means one chunk: max over the table, or the manifest's high-water mark.
+        r = self.db.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+        mark = self.manifest.get("next_ids", {}).get(table, 1)
+        return max((r or 0) + 1, mark)
+
+    # -- publish ----------------------------------------------------------------
+    def finish(self) -> None:
+        self.db.commit()
+        self.manifest["next_ids"] = {t: self._next_id(t) for t in ("chunks", "sentences")}
+        counts = {
+            t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("articles", "chunks", "sentences")
+        }
+        self.db.close()
+        self._faiss.write_index(self.chunk_index, str(self.work / "chunks.faiss"))
+        self._faiss.write_index(self.sentence_index, str(self.work / "sentences.faiss"))
+        self.manifest.update(counts=counts, updated=time.time())
+        (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
+        for name in ("store.sqlite", "chunks.faiss", "sentences.faiss", "manifest.json"):
+            _fsync_file(self.work / name)
+        _fsync_dir(self.work)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()

@@ -1,0 +1,83 @@
+"""The JSON API under /api, as the contract describes it. Routes translate, the core answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from qa.answering import Answerer
+from qa.errors import IndexEmpty
+from qa.models import Answer, ArticleDetail, ArticleSummary, Health
+from qa.web.deps import AnswererDep
+from qa.web.schemas import AskRequest, ErrorResponse
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorResponse} for s in statuses}
+
+
+router = APIRouter(prefix="/api", tags=["api"], responses=_errors(503))
+
+
+async def _answer(answerer: Answerer, question: str, k: int | None) -> Answer:
+    # Embedding and search are CPU-bound: keep them off the event loop.
+    return await run_in_threadpool(answerer.ask, question, k)
+
+
+@router.post(
+    "/ask",
+    response_model=Answer,
+    name="api_ask",
+    responses=_errors(400, 413, 422),
+    summary="Answer a question with verbatim quotes",
+)
+async def ask_post(body: AskRequest, answerer: AnswererDep) -> Answer:
+    """`answered` is false (and `quotes` empty) when the articles hold no answer."""
+    return await _answer(answerer, body.question, body.k)
+
+
+@router.get(
+    "/ask",
+    response_model=Answer,
+    name="api_ask_get",
+    responses=_errors(422),
+    summary="Answer a question (query-string form)",
+)
+async def ask_get(
+    answerer: AnswererDep,
+    q: Annotated[str, Query(description="The question.", examples=["What is K-SPACE?"])],
+    k: Annotated[int | None, Query(ge=1, le=20, description="Quotes at most.")] = None,
+) -> Answer:
+    return await _answer(answerer, q, k)
+
+
+@router.get("/articles", response_model=list[ArticleSummary], summary="List indexed articles")
+def list_articles(answerer: AnswererDep) -> list[ArticleSummary]:
+    return answerer.snapshot().articles()
+
+
+@router.get(
+    "/articles/{article_id:path}",
+    response_model=ArticleDetail,
+    responses=_errors(404),
+    summary="One article; quote offsets index into its `text`",
+)
+def get_article(article_id: str, answerer: AnswererDep) -> ArticleDetail:
+    return answerer.snapshot().article(article_id)
+
+
+def health_of(answerer: Answerer) -> Health:
+    """Counts of the live index; an index without articles is a 503 that says how to fix it."""
+    snap = answerer.snapshot()
+    if snap.n_articles == 0:
+        raise IndexEmpty(
+            f"the index at {answerer.store.root} has no articles: add some with `qa index PATH`"
+        )
+    return Health(status="ok", articles=snap.n_articles, chunks=snap.n_chunks)
+
+
+@router.get("/health", response_model=Health, summary="Liveness and index size")
+def health(answerer: AnswererDep) -> Health:
+    return health_of(answerer)

@@ -1,0 +1,100 @@
+"""The web app factory used by `qa serve` and the tests: one Answerer, built at start-up.
+
+Middleware, outermost first: security headers → CORS (/api only) → unexpected
+errors as the contract's 500 → request-body cap → FastAPI's routing and
+exception handlers. Starlette's own ServerErrorMiddleware stays outside all of
+them as a last resort.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from qa import __version__
+from qa.answering import Answerer
+from qa.errors import QAError
+from qa.settings import Settings
+from qa.web import api, pages
+from qa.web.errors import ErrorRenderer, UnexpectedErrors, install_error_handlers
+from qa.web.history import TurnSeal
+from qa.web.middleware import ApiCORS, BodySizeLimit, SecurityHeaders
+from qa.web.templating import asset_bytes, asset_dir, make_templates
+
+logger = logging.getLogger("qa.web")
+
+DESCRIPTION = """Answers questions about the indexed articles by quoting their sentences
+verbatim. Every quote carries its article and character offsets into the article text
+(`GET /api/articles/{id}`). Errors are `{"error": {"code", "message"}}`."""
+
+
+def warm_up(answerer: Answerer) -> None:
+    """Open the index and embed once now, so the first question is not the slow one."""
+    try:
+        if not answerer.store.exists():
+            logger.warning(
+                "no index at %s yet: add articles with `qa index PATH`", answerer.store.root
+            )
+            return
+        answerer.snapshot()
+        answerer.encoder.embed(["warm-up"])
+    except QAError as exc:  # the server still starts; requests will get the 503 that explains
+        logger.warning("%s", exc.message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        answerer = Answerer(settings)
+        await run_in_threadpool(warm_up, answerer)
+        app.state.answerer = answerer
+        yield
+
+    app = FastAPI(title="qa", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    templates = make_templates()
+    app.state.settings = settings
+    app.state.templates = templates
+    app.state.seal = TurnSeal()
+
+    render = ErrorRenderer(templates)
+    install_error_handlers(app, render)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
+    _add_widget_route(app)
+
+    # add_middleware wraps: the last added is the outermost.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, render=render)
+    app.add_middleware(UnexpectedErrors, render=render)
+    app.add_middleware(ApiCORS, origins=settings.cors_origins)
+    docs = {p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
+    app.add_middleware(SecurityHeaders, docs_paths=docs)
+    return app
+
+
+def _add_widget_route(app: FastAPI) -> None:
+    """`/widget.js`: the embeddable widget, loaded by `<script src>` from any site."""
+    script = asset_bytes("widget", "qa-widget.js")
+
+    async def widget_js() -> Response:
+        return Response(
+            script,
+            media_type="text/javascript; charset=utf-8",
+            headers={
+                "Cache-Control": "public, max-age=300",
+                # Sites that isolate themselves (COEP: require-corp) may still load it.
+                "Cross-Origin-Resource-Policy": "cross-origin",
+            },
+        )
+
+    app.add_api_route(
+        "/widget.js", widget_js, methods=["GET"], include_in_schema=False, name="widget"
+    )

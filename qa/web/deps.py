@@ -1,0 +1,35 @@
+"""Dependencies that hand routes what `create_app` set up (overridable in tests)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from qa.answering import Answerer
+from qa.settings import Settings
+from qa.web.history import TurnSeal
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_answerer(request: Request) -> Answerer:
+    """The one Answerer built (and warmed) in the app's lifespan."""
+    return request.app.state.answerer
+
+
+def get_templates(request: Request) -> Jinja2Templates:
+    return request.app.state.templates
+
+
+def get_seal(request: Request) -> TurnSeal:
+    return request.app.state.seal
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AnswererDep = Annotated[Answerer, Depends(get_answerer)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+SealDep = Annotated[TurnSeal, Depends(get_seal)]

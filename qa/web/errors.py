@@ -1,0 +1,151 @@
+"""Every failure becomes the contract's error: JSON under /api, a friendly page elsewhere.
+
+One `ErrorRenderer` decides the shape from the path, so route handlers, the
+exception handlers and the pure-ASGI middlewares (413, 500) all answer alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qa.errors import QAError
+from qa.web.schemas import ErrorResponse
+
+logger = logging.getLogger("qa.web")
+
+API_PREFIX = "/api"
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+class ErrorRenderer:
+    """Builds the error response for a request: JSON for the API, HTML for pages."""
+
+    def __init__(self, templates: Jinja2Templates) -> None:
+        self.templates = templates
+
+    def __call__(
+        self,
+        request: Request,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        if is_api_path(request.url.path):
+            body = ErrorResponse.of(code, message)
+            return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+        context = {
+            "status": status,
+            "reason": _reason(status),
+            "code": code,
+            "message": message,
+        }
+        return self.templates.TemplateResponse(
+            request, "error.html", context, status_code=status, headers=headers
+        )
+
+
+def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    """(status, code, message) for a request the schema rejected; bad JSON syntax is a 400."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        detail = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (detail.get("ctx") or {}).get("error", "malformed JSON")
+        return 400, "invalid_json", f"the request body is not valid JSON: {reason}"
+    parts = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        where = ".".join(loc) or "request body"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return 422, "invalid_input", "; ".join(parts) or "the request is invalid"
+
+
+def install_error_handlers(app: FastAPI, render: ErrorRenderer) -> None:
+    """Route the framework's and the domain's exceptions through `render`."""
+
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        status = exc.status_code
+        code = _HTTP_CODES.get(status, f"http_{status}")
+        if status == 404 and exc.detail in (None, "Not Found"):
+            message = f"there is nothing at {request.url.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return render(request, status, code, message, headers=exc.headers)
+
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        status, code, message = validation_message(exc)
+        return render(request, status, code, message)
+
+    async def on_domain_error(request: Request, exc: QAError) -> Response:
+        return render(request, exc.status, exc.code, exc.message)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(QAError, on_domain_error)  # type: ignore[arg-type]
+
+
+class UnexpectedErrors:
+    """Pure ASGI: an unhandled exception becomes a logged 500 in the contract's shape.
+
+    It sits inside the CORS and security-header middlewares (unlike Starlette's
+    outermost ServerErrorMiddleware), so the 500 carries those headers too.
+    """
+
+    def __init__(self, app: ASGIApp, render: ErrorRenderer) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = self.render(
+                Request(scope),
+                500,
+                "internal_error",
+                "something went wrong on the server; the details are in its log",
+            )
+            await response(scope, receive, send)

@@ -1,0 +1,137 @@
+"""HTML pages: the chat, the embeddable chat, the article list and the article view.
+
+They work without JavaScript (forms post back, answers render on the server);
+`static/chat.js` then upgrades the chat to answer in place through /api/ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from qa.answering import Answerer
+from qa.errors import QAError
+from qa.models import Answer
+from qa.settings import Settings
+from qa.web.deps import AnswererDep, SealDep, SettingsDep, TemplatesDep
+from qa.web.highlight import paragraphs, parse_span
+from qa.web.history import TurnSeal
+from qa.web.schemas import ErrorDetail
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question in the conversation, with its answer or the error it met."""
+
+    question: str
+    answer: Answer | None = None
+    error: ErrorDetail | None = None
+
+
+@dataclass(frozen=True)
+class ChatDeps:
+    answerer: Answerer
+    settings: Settings
+    templates: Jinja2Templates
+    seal: TurnSeal
+
+
+def chat_deps(
+    answerer: AnswererDep, settings: SettingsDep, templates: TemplatesDep, seal: SealDep
+) -> ChatDeps:
+    return ChatDeps(answerer, settings, templates, seal)
+
+
+ChatDep = Annotated[ChatDeps, Depends(chat_deps)]
+QuestionForm = Annotated[str, Form()]
+HistoryForm = Annotated[str, Form(description="Sealed earlier turns (see qa.web.history).")]
+
+
+async def _chat(
+    request: Request, deps: ChatDeps, question: str | None, history: str | None, embed: bool
+) -> Response:
+    earlier = deps.seal.open(history)
+    turns = [Turn(a.question, answer=a) for a in earlier]
+    status = 200
+    draft = ""
+    if question is not None:
+        try:
+            answer = await run_in_threadpool(deps.answerer.ask, question, None)
+        except QAError as exc:
+            turns.append(Turn(question, error=ErrorDetail(code=exc.code, message=exc.message)))
+            status, draft = exc.status, question
+        else:
+            turns.append(Turn(answer.question, answer=answer))
+            earlier.append(answer)
+    context = {
+        "turns": turns,
+        "history": deps.seal.seal(earlier) if earlier else "",
+        "draft": draft,
+        "max_chars": deps.settings.max_question_chars,
+        "embed": embed,
+        "link_target": "_blank" if embed else None,
+        "form_action": request.url_for("embed" if embed else "chat"),
+    }
+    name = "embed.html" if embed else "chat.html"
+    return deps.templates.TemplateResponse(request, name, context, status_code=status)
+
+
+@router.get("/", name="chat")
+async def chat_page(request: Request, deps: ChatDep, q: str | None = None) -> Response:
+    """The chat; `/?q=...` answers a question straight from a link."""
+    return await _chat(request, deps, q, None, embed=False)
+
+
+@router.post("/")
+async def chat_post(
+    request: Request, deps: ChatDep, question: QuestionForm = "", history: HistoryForm = ""
+) -> Response:
+    return await _chat(request, deps, question, history, embed=False)
+
+
+@router.get("/embed", name="embed")
+async def embed_page(request: Request, deps: ChatDep, q: str | None = None) -> Response:
+    """The chat alone, for `<iframe>`s on other sites (links open in a new tab)."""
+    return await _chat(request, deps, q, None, embed=True)
+
+
+@router.post("/embed")
+async def embed_post(
+    request: Request, deps: ChatDep, question: QuestionForm = "", history: HistoryForm = ""
+) -> Response:
+    return await _chat(request, deps, question, history, embed=True)
+
+
+@router.get("/articles", name="articles_page")
+def articles_page(request: Request, answerer: AnswererDep, templates: TemplatesDep) -> Response:
+    snap = answerer.snapshot()
+    context = {"articles": snap.articles(), "chunks": snap.n_chunks}
+    return templates.TemplateResponse(request, "articles.html", context)
+
+
+@router.get("/articles/{article_id:path}", name="article_page")
+def article_page(
+    request: Request,
+    article_id: str,
+    answerer: AnswererDep,
+    templates: TemplatesDep,
+    start: str | None = None,
+    end: str | None = None,
+) -> Response:
+    """The whole article; `?start=S&end=E` highlights that span (bad offsets: no highlight)."""
+    article = answerer.snapshot().article(article_id)
+    span = parse_span(start, end, len(article.text))
+    context = {
+        "article": article,
+        "paragraphs": paragraphs(article.text, span),
+        "span": span,
+        "span_ignored": span is None and (start is not None or end is not None),
+    }
+    return templates.TemplateResponse(request, "article.html", context)

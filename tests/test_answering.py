@@ -1,0 +1,83 @@
+"""Answers over the real seed article with the real model and index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa.answering import Answerer
+from qa.errors import IndexEmpty, InvalidInput
+from qa.settings import Settings
+from qa.store import IndexStore
+
+from .conftest import SEED_QUESTIONS
+
+QUESTIONS = [json.loads(line) for line in SEED_QUESTIONS.read_text().splitlines() if line.strip()]
+ANSWERABLE = [q for q in QUESTIONS if q["answers"]]
+UNANSWERABLE = [q for q in QUESTIONS if not q["answers"]]
+
+
+@pytest.fixture(scope="module")
+def answerer(seed_index):
+    return Answerer(Settings(index_dir=seed_index))
+
+
+@pytest.mark.parametrize("item", ANSWERABLE, ids=[q["question"] for q in ANSWERABLE])
+def test_top_quote_contains_a_gold_answer(answerer, item):
+    answer = answerer.ask(item["question"])
+    assert answer.answered, answer
+    assert any(gold in answer.quotes[0].text for gold in item["answers"]), answer.quotes[0].text
+
+
+@pytest.mark.parametrize("item", UNANSWERABLE, ids=[q["question"] for q in UNANSWERABLE])
+def test_questions_the_article_does_not_cover_are_not_answered(answerer, item):
+    answer = answerer.ask(item["question"])
+    assert not answer.answered
+    assert answer.quotes == []
+    assert "do not" in answer.answer
+
+
+def test_every_quote_is_verbatim_article_text_at_its_offsets(answerer, seed_index):
+    snap = IndexStore(seed_index).open()
+    checked = 0
+    for item in QUESTIONS:
+        for quote in answerer.ask(item["question"], k=5).quotes:
+            text = snap.article(quote.article.id).text
+            assert text[quote.start : quote.end] == quote.text
+            checked += 1
+    assert checked >= 5 * len(ANSWERABLE)
+
+
+def test_quotes_are_best_first_distinct_and_at_most_k(answerer):
+    answer = answerer.ask("What is K-SPACE?", k=4)
+    scores = [q.score for q in answer.quotes]
+    assert scores == sorted(scores, reverse=True)
+    assert len(answer.quotes) <= 4
+    assert len({q.text for q in answer.quotes}) == len(answer.quotes)
+    assert answer.answer.endswith("[1]") and answer.quotes[0].text in answer.answer
+
+
+def test_scores_separate_answers_from_non_answers(answerer):
+    answered = [answerer.ask(q["question"]).quotes[0].score for q in ANSWERABLE]
+    assert min(answered) >= answerer.settings.min_score
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_is_refused(answerer, question):
+    with pytest.raises(InvalidInput, match="empty"):
+        answerer.ask(question)
+
+
+def test_overlong_question_and_bad_k_are_refused(answerer):
+    with pytest.raises(InvalidInput, match="limit"):
+        answerer.ask("why " * 400)
+    with pytest.raises(InvalidInput, match="k must be"):
+        answerer.ask("What is K-SPACE?", k=0)
+
+
+def test_empty_index_says_how_to_add_articles(index_dir):
+    with IndexStore(index_dir).writer():
+        pass
+    with pytest.raises(IndexEmpty, match="qa index"):
+        Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")

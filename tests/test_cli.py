@@ -1,0 +1,105 @@
+"""The `qa` command as a user runs it: a real process, real index on disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import SAMPLES, SEED_DIR
+
+
+def qa(*args: str, index_dir=None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "qa.cli", *args]
+    if index_dir is not None:
+        cmd += ["--index-dir", str(index_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, encoder_dir):
+    import shutil
+
+    path = tmp_path_factory.mktemp("cli") / "index"
+    path.mkdir()
+    shutil.copytree(encoder_dir, path / "encoder")
+    run = qa("index", str(SEED_DIR), str(SAMPLES), index_dir=path)
+    assert run.returncode == 0, run.stderr
+    assert "7 added, 0 updated, 0 unchanged, 0 skipped" in run.stdout
+    return path
+
+
+def test_ask_json_prints_exactly_the_answer_object(cli_index):
+    run = qa("ask", "What is K-SPACE?", "--json", index_dir=cli_index)
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout)
+    assert set(answer) == {"question", "answered", "answer", "quotes", "took_ms"}
+    assert answer["answered"] is True
+    top = answer["quotes"][0]
+    assert set(top) == {"text", "score", "article", "start", "end"}
+    assert set(top["article"]) == {"id", "title", "url", "published"}
+    assert any(
+        gold in top["text"]
+        for gold in (
+            "Korea Superior Pharma-pipeline Accelerating Collaboration Evolution Platform",
+            "new drug development ecosystem",
+        )
+    )
+
+
+def test_ask_prints_numbered_quotes_with_citations(cli_index):
+    run = qa(
+        "ask",
+        "How many business meetings did the Korea Pavilion hold?",
+        "--k",
+        "2",
+        index_dir=cli_index,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "[1]" in run.stdout and "[2]" in run.stdout and "394" in run.stdout
+    assert "chars " in run.stdout
+
+
+def test_no_answer_is_a_success_with_a_plain_sentence(cli_index):
+    run = qa("ask", "What is the boiling point of mercury?", index_dir=cli_index)
+    assert run.returncode == 0
+    assert "do not appear to answer" in run.stdout
+
+
+def test_errors_are_one_line_and_non_zero(cli_index, tmp_path):
+    for args, index_dir, needle in [
+        (("ask", "  "), cli_index, "empty"),
+        (("ask", "What is K-SPACE?"), tmp_path / "missing", "no index"),
+        (("articles", "show", "nope"), cli_index, "no article"),
+        (("index", str(tmp_path / "does-not-exist")), cli_index, "does-not-exist"),
+    ]:
+        run = qa(*args, index_dir=index_dir)
+        assert run.returncode != 0, args
+        assert needle in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_articles_list_show_and_rm(cli_index, tmp_path):
+    import shutil
+
+    listing = json.loads(qa("articles", "list", "--json", index_dir=cli_index).stdout)
+    assert len(listing) == 7
+    seed = next(a for a in listing if "kbr" in a["id"])
+    shown = qa("articles", "show", seed["id"], index_dir=cli_index)
+    assert "K-Space Platform" in shown.stdout
+
+    copy = tmp_path / "copy"
+    shutil.copytree(cli_index, copy)
+    run = qa("articles", "rm", seed["id"], index_dir=copy)
+    assert run.returncode == 0 and f"removed {seed['id']}" in run.stdout
+    listing = json.loads(qa("articles", "list", "--json", index_dir=copy).stdout)
+    assert len(listing) == 6 and seed["id"] not in {a["id"] for a in listing}
+
+
+def test_index_dir_comes_from_the_environment(cli_index, monkeypatch):
+    monkeypatch.setenv("QA_INDEX_DIR", str(cli_index))
+    run = qa("ask", "Who organised the Alder River clean-up?", "--json")
+    assert json.loads(run.stdout)["quotes"][0]["text"].count("Priya Nandakumar")

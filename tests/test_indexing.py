@@ -1,0 +1,137 @@
+"""Indexing keeps the index whole: idempotent, edits replace, removals remove, bad files skip."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from qa.answering import Answerer
+from qa.errors import IndexCorrupt, IndexIncompatible, IndexMissing
+from qa.indexer import index_paths, remove_articles
+from qa.settings import Settings
+from qa.store import IndexStore
+
+from .conftest import SAMPLES, SEED_DIR
+
+
+def counts(index_dir):
+    snap = IndexStore(index_dir).open()
+    return snap.n_articles, snap.n_chunks, snap.n_sentences
+
+
+def test_indexing_the_same_folder_twice_changes_nothing(index_dir):
+    store = IndexStore(index_dir)
+    first = index_paths([SAMPLES], store)
+    version = store.current_version()
+    before = counts(index_dir)
+    second = index_paths([SAMPLES], store)
+    assert first.added == 6 and first.chunks > 0
+    assert (second.added, second.updated, second.unchanged) == (0, 0, 6)
+    assert counts(index_dir) == before
+    assert store.current_version() == version  # nothing to publish
+
+
+def test_a_copy_of_an_article_elsewhere_is_not_duplicated(index_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(SEED_DIR, copy)
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    report = index_paths([copy], store)
+    assert report.unchanged == 1 and counts(index_dir)[0] == 1
+
+
+def test_edited_article_replaces_its_old_chunks(index_dir, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    article = folder / "harbour.txt"
+    article.write_text(
+        "Harbour news\n\nThe new ferry is called the Silver Gull. It carries 80 cars.\n"
+    )
+    store = IndexStore(index_dir)
+    index_paths([folder], store)
+    answerer = Answerer(Settings(index_dir=index_dir))
+    assert "Silver Gull" in answerer.ask("What is the new ferry called?").quotes[0].text
+
+    article.write_text(
+        "Harbour news\n\nThe new ferry is called the Blue Heron. It carries 95 cars.\n"
+    )
+    report = index_paths([folder], store)
+    assert (report.added, report.updated) == (0, 1)
+    assert counts(index_dir)[0] == 1
+    answer = answerer.ask("What is the new ferry called?", k=5)
+    assert "Blue Heron" in answer.quotes[0].text
+    assert not any("Silver Gull" in q.text for q in answer.quotes)
+
+
+def test_removing_an_article_removes_its_chunks(index_dir):
+    store = IndexStore(index_dir)
+    index_paths([SAMPLES], store)
+    n_articles, n_chunks, _ = counts(index_dir)
+    target = next(a for a in store.open().articles() if "BIO 2023" in a.title)
+    assert remove_articles(store, [target.id, "no-such-id"]) == [target.id]
+    assert counts(index_dir)[:2] == (n_articles - 1, n_chunks - target.chunks)
+    answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    assert all(q.article.id != target.id for q in answer.quotes)
+
+
+def test_unreadable_files_are_reported_and_the_rest_indexed(index_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    shutil.copytree(SAMPLES, folder)
+    (folder / "empty.txt").write_text("  \n")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00" * 50)
+    (folder / "broken.json").write_text('{"title": "x", "text": ')
+    report = index_paths([folder], IndexStore(index_dir))
+    assert report.added == 6 and report.skipped == 3
+    assert len(report.problems) == 3
+    assert all(str(folder) in p for p in report.problems)
+
+
+def test_html_script_and_hidden_text_are_never_indexed(index_dir, tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><title>Zebra crossing report</title>"
+        "<script>var secret = 'quokkaplasm marker in script';</script></head><body>"
+        "<nav><a href='/'>Home</a> <a href='/news'>News</a></nav>"
+        "<article><h1>Zebra crossing report</h1>"
+        "<p>The council painted a new zebra crossing on Mill Lane in April.</p>"
+        "<p>Residents had asked for the crossing for three years.</p>"
+        "<div hidden>quokkaplasm hidden marker sentence.</div>"
+        "<p style='display:none'>quokkaplasm invisible marker sentence.</p>"
+        "</article></body></html>"
+    )
+    index_paths([page], IndexStore(index_dir))
+    snap = IndexStore(index_dir).open()
+    (summary,) = snap.articles()
+    assert summary.title == "Zebra crossing report"
+    text = snap.article(summary.id).text
+    assert "Mill Lane" in text and "quokkaplasm" not in text
+
+
+def test_missing_index_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexMissing, match="qa index"):
+        Answerer(Settings(index_dir=tmp_path / "nothing-here")).ask("What is K-SPACE?")
+
+
+@pytest.mark.parametrize("damage", ["manifest", "faiss", "sqlite", "foreign-model"])
+def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    version = store.versions_dir / store.current_version()
+    if damage == "manifest":
+        (version / "manifest.json").write_text("{not json")
+    elif damage == "faiss":
+        (version / "chunks.faiss").write_bytes(b"garbage" * 10)
+    elif damage == "sqlite":
+        (version / "store.sqlite").write_bytes(b"garbage" * 1000)
+    else:
+        manifest = json.loads((version / "manifest.json").read_text())
+        manifest["model"] = "some-other-model"
+        (version / "manifest.json").write_text(json.dumps(manifest))
+    expected = IndexIncompatible if damage == "foreign-model" else IndexCorrupt
+    with pytest.raises(expected):
+        Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    # A writer refuses to build on a damaged version rather than losing it.
+    with pytest.raises(expected):
+        index_paths([SAMPLES], store)
