@@ -100,10 +100,11 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None) -> None:
         report = index_paths(paths, store, files=files, export_onnx=settings.export_onnx)
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
+    duplicates = f", {report.duplicates} duplicates" if report.duplicates else ""
     click.echo(
-        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.skipped} skipped; {report.chunks} chunks in {report.seconds:.1f} s "
-        f"→ {settings.index_dir}"
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
+        f"{duplicates}, {report.skipped} skipped; {report.chunks} chunks in "
+        f"{report.seconds:.1f} s → {settings.index_dir}"
     )
 
 

@@ -206,9 +206,12 @@ def has_onnx_encoder(folder: Path) -> bool:
     return (folder / ENCODER_META).is_file()
 
 
-def load_encoder(folder: Path | None) -> Encoder:
-    """The index's ONNX encoder when it has one, else sentence-transformers."""
-    if folder is not None and has_onnx_encoder(folder):
+def load_encoder(folder: Path | None, prefer: str = "auto") -> Encoder:
+    """The index's ONNX encoder when it has one (unless told to use torch), else
+    sentence-transformers."""
+    if prefer == "onnx" and (folder is None or not has_onnx_encoder(folder)):
+        raise EncoderUnavailable(f"the index has no ONNX encoder in {folder}")
+    if prefer != "torch" and folder is not None and has_onnx_encoder(folder):
         try:
             return OnnxEncoder(folder)
         except Exception as exc:  # corrupt graph or tokenizer file

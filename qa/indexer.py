@@ -137,7 +137,7 @@ def index_paths(
     started = time.perf_counter()
     files = list(files) if files is not None else list(iter_article_files(paths))
     encoder = ensure_encoder(store, export_onnx)
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "skipped": 0, "chunks": 0}
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "duplicates": 0, "skipped": 0, "chunks": 0}
     problems: list[str] = []
     with store.writer() as writer:
         writer.manifest["encoder"] = describe_encoder(encoder)
@@ -154,14 +154,13 @@ def index_paths(
             for src in articles:
                 stored = stored_article(src)
                 old = writer.content_hash(stored.id)
-                if old == stored.content_hash or (
-                    old is None
-                    and (
-                        stored.content_hash in seen_hashes
-                        or writer.id_with_hash(stored.content_hash)
-                    )
+                if old == stored.content_hash:
+                    counts["unchanged"] += 1
+                    continue
+                if old is None and (
+                    stored.content_hash in seen_hashes or writer.id_with_hash(stored.content_hash)
                 ):
-                    counts["unchanged"] += 1  # same article again, under any name
+                    counts["duplicates"] += 1  # the same article again, from another file
                     continue
                 records = chunk_records(stored, encoder)
                 if not records:

@@ -83,6 +83,7 @@ class IndexReport(_Frozen):
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    duplicates: int = 0  # files whose article is already indexed under another id
     skipped: int = 0
     removed: int = 0
     chunks: int = 0

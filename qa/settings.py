@@ -8,6 +8,7 @@ README's settings table.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
         description="Origins allowed to call /api from a browser ('*' for any).",
     )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted.")
+    encoder: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="Question encoder: the index's ONNX copy when present (auto), or "
+        "sentence-transformers (torch).",
+    )
     export_onnx: bool = Field(
         True,
         description="Store an ONNX copy of the encoder in the index (torch-free queries).",

@@ -40,6 +40,7 @@ from qa.errors import (
     IndexMissing,
 )
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
+from qa.terms import TERMS_VERSION
 
 FORMAT_VERSION = 1
 KEEP_VERSIONS = 2  # the live one and the one before it
@@ -82,6 +83,7 @@ def expected_manifest(chunker: ChunkerSettings) -> dict:
         "model": MODEL_NAME,
         "dim": DIM,
         "chunker": chunker.as_dict(),
+        "terms": TERMS_VERSION,
     }
 
 
@@ -503,7 +505,8 @@ class Writer:
             )
             for s, e in chunk.sentences:
                 self.db.execute(
-                    'INSERT INTO sentences (id, chunk_id, article_id, start, "end") VALUES (?,?,?,?,?)',
+                    'INSERT INTO sentences (id, chunk_id, article_id, start, "end") '
+                    "VALUES (?,?,?,?,?)",
                     (next_sent, cid, article.id, s, e),
                 )
                 sent_ids.append(next_sent)

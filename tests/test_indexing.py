@@ -39,7 +39,7 @@ def test_a_copy_of_an_article_elsewhere_is_not_duplicated(index_dir, tmp_path):
     store = IndexStore(index_dir)
     index_paths([SEED_DIR], store)
     report = index_paths([copy], store)
-    assert report.unchanged == 1 and counts(index_dir)[0] == 1
+    assert report.duplicates == 1 and counts(index_dir)[0] == 1
 
 
 def test_edited_article_replaces_its_old_chunks(index_dir, tmp_path):
