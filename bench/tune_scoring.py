@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qa.answering import Answerer  # noqa: E402
-from qa.evaluation import _contains, load_questions  # noqa: E402
-from qa.quotes import FEATURES, ScoreModel  # noqa: E402
-from qa.settings import Settings  # noqa: E402
-from qa.terms import terms  # noqa: E402
+from qa.answering import Answerer
+from qa.evaluation import _contains, load_questions
+from qa.quotes import FEATURES, ScoreModel
+from qa.settings import Settings
+from qa.terms import terms
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -133,7 +133,7 @@ def fit_search(
 def top_scores(rows, model: ScoreModel):
     """Per question: best score, whether the best distinct quote is right, any of top 3."""
     out = []
-    for item, feats, labels, texts in rows:
+    for item, feats, _labels, texts in rows:
         if len(feats) == 0:
             out.append((0.0, False, False))
             continue

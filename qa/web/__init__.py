@@ -1,0 +1,1 @@
+"""The web face of qa: chat pages, the JSON API and the embeddable widget (`qa.web.app`)."""

@@ -11,9 +11,10 @@ from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import QAError
@@ -22,6 +23,7 @@ from qa.web.schemas import ErrorResponse
 logger = logging.getLogger("qa.web")
 
 API_PREFIX = "/api"
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -87,6 +89,16 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid_input", "; ".join(parts) or "the request is invalid"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route accepts at this path (Starlette's Allow names only one route)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI, render: ErrorRenderer) -> None:
     """Route the framework's and the domain's exceptions through `render`."""
 
@@ -96,7 +108,11 @@ def install_error_handlers(app: FastAPI, render: ErrorRenderer) -> None:
         if status == 404 and exc.detail in (None, "Not Found"):
             message = f"there is nothing at {request.url.path}"
         elif status == 405:
+            allowed = allowed_methods(request)
             message = f"{request.method} is not allowed on {request.url.path}"
+            if allowed:
+                message += f"; use {' or '.join(allowed)}"
+                return render(request, status, code, message, headers={"Allow": ", ".join(allowed)})
         else:
             message = str(exc.detail)
         return render(request, status, code, message, headers=exc.headers)
@@ -142,10 +158,10 @@ class UnexpectedErrors:
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            response = self.render(
-                Request(scope),
-                500,
-                "internal_error",
-                "something went wrong on the server; the details are in its log",
-            )
+            message = "something went wrong on the server; the details are in its log"
+            try:
+                response = self.render(Request(scope), 500, "internal_error", message)
+            except Exception:  # even the error page failed: answer in the plainest way
+                logger.exception("the error page failed too")
+                response = PlainTextResponse(message, status_code=500)
             await response(scope, receive, send)

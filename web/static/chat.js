@@ -1,0 +1,167 @@
+// Upgrades the chat form: answers arrive in place through the JSON API, no reload.
+// Without JavaScript the same form posts to the server, which renders the answer.
+// Everything from the network is inserted as text (textContent), never parsed as HTML.
+(function () {
+  "use strict";
+
+  var form = document.querySelector("form.ask");
+  var list = document.getElementById("conversation");
+  if (!form || !list || !window.fetch) return;
+  var input = form.querySelector("input[name=question]");
+  var button = form.querySelector("button[type=submit]");
+  var apiUrl = form.getAttribute("data-api");
+  var articlesUrl = form.getAttribute("data-articles").replace(/\/$/, "");
+  var linkTarget = form.getAttribute("data-link-target");
+  var busy = false;
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function httpUrl(value) {
+    if (!value) return null;
+    try {
+      var url = new URL(value);
+      return url.protocol === "http:" || url.protocol === "https:" ? url : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function articleHref(quote) {
+    return articlesUrl + "/" + encodeURIComponent(quote.article.id) +
+      "?start=" + encodeURIComponent(quote.start) + "&end=" + encodeURIComponent(quote.end) +
+      "#quote";
+  }
+
+  function newTurn(question) {
+    var turn = el("li", "turn");
+    var q = el("p", "question");
+    q.append(el("span", "who", "You asked"), " ", el("span", "question-text", question));
+    turn.append(q, el("div", "answer"));
+    return turn;
+  }
+
+  function citation(quote) {
+    var p = el("p", "citation");
+    var link = el("a", "cite-link", quote.article.title);
+    link.href = articleHref(quote);
+    if (linkTarget) {
+      link.target = linkTarget;
+      link.rel = "noopener";
+    }
+    p.append(link);
+    if (quote.article.published) p.append(el("span", "published", quote.article.published));
+    var source = httpUrl(quote.article.url);
+    if (source) {
+      var a = el("a", "source-url", source.hostname);
+      a.href = source.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      p.append(a);
+    }
+    var score = el("span", "score", "score ");
+    var meter = el("meter");
+    meter.min = 0;
+    meter.max = 1;
+    meter.low = 0.5;
+    meter.optimum = 1;
+    meter.value = Number(quote.score) || 0;
+    score.append(meter, " " + (Number(quote.score) || 0).toFixed(2));
+    p.append(score);
+    return p;
+  }
+
+  function renderAnswer(box, answer) {
+    if (!answer.answered || !answer.quotes || !answer.quotes.length) {
+      var none = el("p", "not-found");
+      none.append(el("strong", null, "Not found in the articles."), " ",
+        el("span", null, answer.answer));
+      box.append(none);
+      return;
+    }
+    box.append(el("p", "lead", "From the articles, best match first:"));
+    var ol = el("ol", "quotes");
+    answer.quotes.forEach(function (quote, i) {
+      var li = el("li", "quote");
+      var text = el("blockquote", "quote-text");
+      text.append(el("span", "quote-no", "[" + (i + 1) + "]"), " " + quote.text);
+      li.append(text, citation(quote));
+      ol.append(li);
+    });
+    box.append(ol);
+  }
+
+  function renderError(box, message) {
+    var p = el("p", "error");
+    p.setAttribute("role", "alert");
+    p.append(el("strong", null, "Could not answer."), " ", el("span", "error-text", message));
+    box.append(p);
+  }
+
+  async function ask(question) {
+    var response;
+    try {
+      response = await fetch(apiUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ question: question }),
+      });
+    } catch (e) {
+      throw new Error("The server could not be reached. Check that it is running and try again.");
+    }
+    var data = null;
+    try {
+      data = await response.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!response.ok) {
+      var message = data && data.error && data.error.message;
+      throw new Error(message || "The server answered with status " + response.status + ".");
+    }
+    if (!data) throw new Error("The server sent an answer that could not be read.");
+    return data;
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    var question = input.value.trim();
+    if (!question || busy) {
+      input.focus();
+      return;
+    }
+    busy = true;
+    var previous = document.getElementById("latest");
+    if (previous) previous.removeAttribute("id");
+    var turn = newTurn(question);
+    turn.id = "latest";
+    var box = turn.querySelector(".answer");
+    var pending = el("p", "pending", "Searching the articles…");
+    pending.setAttribute("role", "status");
+    box.append(pending);
+    box.setAttribute("aria-busy", "true");
+    form.setAttribute("aria-busy", "true");
+    button.disabled = true;
+    list.append(turn);
+    input.value = "";
+    turn.scrollIntoView({ block: "nearest" });
+    try {
+      renderAnswer(box, await ask(question));
+    } catch (error) {
+      renderError(box, error.message);
+      input.value = question; // keep it, so the user can edit and retry
+    } finally {
+      pending.remove();
+      box.removeAttribute("aria-busy");
+      form.removeAttribute("aria-busy");
+      button.disabled = false;
+      busy = false;
+      input.focus();
+      turn.scrollIntoView({ block: "nearest" });
+    }
+  });
+})();
