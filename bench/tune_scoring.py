@@ -39,7 +39,8 @@ def gather(answerer: Answerer, questions, with_labels: bool):
     for item in questions:
         q, _ = answerer.validate(item.question, None)
         candidates, _ = answerer.analyse(q)
-        feats = np.stack([c.features for c in candidates]) if candidates else np.zeros((0, 6))
+        width = len(FEATURES)
+        feats = np.stack([c.features for c in candidates]) if candidates else np.zeros((0, width))
         labels = np.array(
             [
                 with_labels

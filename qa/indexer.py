@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from qa.chunking import chunk_text
@@ -125,6 +125,18 @@ def chunk_records(article: StoredArticle, encoder: Encoder) -> list[ChunkRecord]
     ]
 
 
+FileBatch = tuple[Path | str, list[SourceArticle], list[str]]  # (source, articles, problems)
+
+
+def _read_files(files: Iterable[Path]) -> Iterator[FileBatch]:
+    for path in files:
+        try:
+            articles, problems = read_file(path)
+        except UnreadableFile as exc:
+            articles, problems = [], [exc.message]
+        yield path, articles, problems
+
+
 def index_paths(
     paths: Iterable[Path],
     store: IndexStore,
@@ -133,9 +145,27 @@ def index_paths(
     on_file: ProgressCallback | None = None,
     files: Sequence[Path] | None = None,
 ) -> IndexReport:
-    """Add or update the articles found under `paths`."""
-    started = time.perf_counter()
+    """Add or update the articles found under `paths` (files or folders)."""
     files = list(files) if files is not None else list(iter_article_files(paths))
+    return index_batches(_read_files(files), store, export_onnx=export_onnx, on_file=on_file)
+
+
+def index_articles(
+    articles: Sequence[SourceArticle], store: IndexStore, *, export_onnx: bool = True
+) -> IndexReport:
+    """Add or update articles already in memory (an upload, an API request)."""
+    return index_batches([("request", list(articles), [])], store, export_onnx=export_onnx)
+
+
+def index_batches(
+    batches: Iterable[FileBatch],
+    store: IndexStore,
+    *,
+    export_onnx: bool = True,
+    on_file: ProgressCallback | None = None,
+) -> IndexReport:
+    """The one indexing loop: every way of adding articles ends here."""
+    started = time.perf_counter()
     encoder = ensure_encoder(store, export_onnx)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "duplicates": 0, "skipped": 0, "chunks": 0}
     problems: list[str] = []
@@ -143,11 +173,7 @@ def index_paths(
         writer.manifest["encoder"] = describe_encoder(encoder)
         batch = _Batch(writer, encoder)
         seen_hashes: set[str] = set()
-        for path in files:
-            try:
-                articles, file_problems = read_file(path)
-            except UnreadableFile as exc:
-                articles, file_problems = [], [exc.message]
+        for source, articles, file_problems in batches:
             problems.extend(file_problems)
             if not articles:
                 counts["skipped"] += 1
@@ -171,8 +197,8 @@ def index_paths(
                 counts["updated" if old else "added"] += 1
                 counts["chunks"] += len(records)
                 batch.add(stored, records)
-            if on_file:
-                on_file(path)
+            if on_file and isinstance(source, Path):
+                on_file(source)
         batch.flush()
     return IndexReport(**counts, seconds=round(time.perf_counter() - started, 2), problems=problems)
 

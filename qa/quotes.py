@@ -13,11 +13,11 @@ Signals (`FEATURES`), each about a candidate sentence:
 - passage_rank: 1 / (1 + rank) of its passage in the fused retrieval;
 - answer_type: +1 when the question asks for a number, date or name and the
   sentence has one, -1 when it has none, 0 for other questions;
+- superlative: the same for questions about "the most", "the largest"...;
 - window_cosine: question vs the sentence with its neighbours (the answer to
   "what does X want" often sits one sentence after the one naming X);
-- absent_terms: the share of the question's terms found in no article at all,
-  the same for every candidate: a question about what the index never mentions
-  should not be answered with confidence;
+- window_terms: the term share over the sentence and its neighbours (a quote
+  that says "he said" while the sentence before names the KPBMA);
 - number_missing: 1 when the question names a number (a year, an amount) that
   neither the sentence nor its passage contains.
 """
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.encoder import DIM
 from qa.models import ArticleRef, Quote
 from qa.retrieval import Passages
 from qa.store import SentenceHit, Snapshot
@@ -48,8 +49,9 @@ FEATURES = (
     "passage_rank",
     "answer_type",
     "window_cosine",
-    "absent_terms",
+    "window_terms",
     "number_missing",
+    "superlative",
 )
 
 
@@ -58,7 +60,7 @@ class ScoreModel:
     """Logistic weights over FEATURES, fitted by bench/tune_scoring.py on the
     XQuAD dev questions with the BBC articles as distractors."""
 
-    weights: tuple[float, ...] = (3.0, 2.25, 3.25, 2.5, 1.0, 0.55, 1.0, 0.0, -1.0)
+    weights: tuple[float, ...] = (3.0, 2.25, 3.25, 2.5, 1.0, 0.55, 1.0, 0.0, -1.0, 0.0)
     bias: float = -5.0
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -133,18 +135,23 @@ def _superlatives(text: str) -> set[str]:
 
 
 def answer_type_signal(question: str, sentence: str) -> float:
-    """Does the sentence hold the kind of thing asked for? +1 when it passes every
-    check that applies (a number or date, a name, a superlative such as "the most"
-    or "largest"), -1 when it fails one, 0 when none applies."""
-    checks = []
+    """Does the sentence hold the kind of thing asked for: +1 when the question
+    asks for a number or date, or for a name, and the sentence has one; -1 when
+    it has none; 0 for other questions."""
     if _NUMERIC_Q.search(question):
-        checks.append(bool(_NUMBER.search(sentence)))
-    elif _NAME_Q.search(question):
+        return 1.0 if _NUMBER.search(sentence) else -1.0
+    if _NAME_Q.search(question):
         asked = set(re.findall(r"[A-Z][a-z]+", question))
-        checks.append(bool({m.group() for m in _NAME.finditer(sentence)} - asked))
-    if _superlatives(question):
-        checks.append(bool(_superlatives(sentence)))
-    return (1.0 if all(checks) else -1.0) if checks else 0.0
+        return 1.0 if {m.group() for m in _NAME.finditer(sentence)} - asked else -1.0
+    return 0.0
+
+
+def superlative_signal(question: str, sentence: str) -> float:
+    """+1 when a question about "the most", "the largest"... meets a sentence with a
+    superlative of its own, -1 when the sentence has none, 0 for other questions."""
+    if not _superlatives(question):
+        return 0.0
+    return 1.0 if _superlatives(sentence) else -1.0
 
 
 class QuoteSelector:
@@ -182,13 +189,28 @@ class QuoteSelector:
         df = snap.doc_freqs(qterms)
         idf = _idf(snap.n_chunks, df, qterms)
         total = sum(idf.values()) or 1.0
-        absent = sum(v for t, v in idf.items() if not df.get(t)) / total
         numbers = set(_DIGITS.findall(question))
-        windows = _window_vectors(snap, sents) @ qvec
+        neighbours = _neighbours(snap, sents)
+        windows = _window_vectors(snap, sents, neighbours) @ qvec
 
         def share(words: set[str]) -> float:
             return sum(v for t, v in idf.items() if t in words) / total
 
+        def window(s: SentenceHit) -> set[str]:
+            near = (neighbours.get(j) for j in (s.id - 1, s.id, s.id + 1))
+            return set().union(
+                *(
+                    sentence_terms[h.id]
+                    for h in near
+                    if h is not None and h.article_id == s.article_id
+                )
+            )
+
+        sentence_terms = {
+            h.id: set(terms(texts[h.article_id][1][h.start : h.end]))
+            for h in neighbours.values()
+            if h.article_id in texts
+        }
         chunk_terms: dict[int, float] = {}
         chunk_numbers: dict[int, set[str]] = {}
         out = []
@@ -204,13 +226,14 @@ class QuoteSelector:
                 [
                     cs,
                     chunk_cos[s.chunk_id],
-                    share(set(terms(sentence))),
+                    share(sentence_terms[s.id]),
                     chunk_terms[s.chunk_id],
                     1.0 / (1.0 + rank[s.chunk_id]) if s.chunk_id in rank else 0.0,
                     answer_type_signal(question, sentence),
                     wc,
-                    absent,
+                    share(window(s)),
                     1.0 if numbers - chunk_numbers[s.chunk_id] else 0.0,
+                    superlative_signal(question, sentence),
                 ]
             )
             out.append(Candidate(s, ref, text, feats))
@@ -279,14 +302,20 @@ def _idf(n_chunks: int, df: dict[str, int], qterms: list[str]) -> dict[str, floa
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in set(qterms)}
 
 
-def _window_vectors(snap: Snapshot, sents: list[SentenceHit]) -> np.ndarray:
-    """Each sentence's vector plus its neighbours' in the same article, normalised.
-    Sentence ids are consecutive within an article, so neighbours are id ± 1."""
+def _neighbours(snap: Snapshot, sents: list[SentenceHit]) -> dict[int, SentenceHit]:
+    """The candidates and the sentences either side of them. Sentence ids are
+    consecutive within an article, so neighbours are id ± 1 (checked by article)."""
     wanted = sorted({i for s in sents for i in (s.id - 1, s.id, s.id + 1)})
-    rows = {h.id: h for h in snap.sentences_by_id(wanted)}
+    return {h.id: h for h in snap.sentences_by_id(wanted)}
+
+
+def _window_vectors(
+    snap: Snapshot, sents: list[SentenceHit], rows: dict[int, SentenceHit]
+) -> np.ndarray:
+    """Each sentence's vector plus half its neighbours' in the same article, normalised."""
     ids = sorted(rows)
     vecs = dict(zip(ids, snap.sentence_vectors(ids), strict=True))
-    out = np.zeros((len(sents), vecs[sents[0].id].shape[0]), dtype=np.float32) if sents else None
+    out = np.zeros((len(sents), DIM), dtype=np.float32)
     for row, s in enumerate(sents):
         v = vecs[s.id].copy()
         for j in (s.id - 1, s.id + 1):

@@ -187,16 +187,16 @@ class IndexStore:
             writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
             try:
                 yield writer
-                if writer.changed or base is None:
+                if writer.changed:
                     writer.finish()
             except BaseException:
                 writer.abandon()
                 shutil.rmtree(work, ignore_errors=True)
                 raise
-            if not writer.changed and base is not None:
+            if not writer.changed:
                 writer.abandon()
                 shutil.rmtree(work, ignore_errors=True)
-                return  # nothing to publish: the live version stays
+                return  # nothing to publish: the live version (if any) stays
             final = self.versions_dir / new_name
             os.replace(work, final)
             _fsync_dir(self.versions_dir)
@@ -417,7 +417,6 @@ class Writer:
             self.chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
             self.sentence_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
             self.manifest = {**expected_manifest(chunker), "created": time.time()}
-            self.changed = True  # an empty index is still an index
         self.db.execute("PRAGMA journal_mode = OFF")  # the whole file is a throwaway copy
         self.db.execute("PRAGMA synchronous = OFF")  # fsynced once, in finish()
         self.db.execute("BEGIN")

@@ -11,7 +11,7 @@ import unicodedata
 from functools import lru_cache
 
 # Recorded in each index's manifest: changing the analysis means re-indexing.
-TERMS_VERSION = "snowball-en/2"
+TERMS_VERSION = "snowball-en/3"
 
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
 
@@ -40,8 +40,11 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
 def _fold(word: str) -> str:
-    word = unicodedata.normalize("NFKD", word.lower())
+    word = unicodedata.normalize("NFKD", _POSSESSIVE.sub("", word.lower()))
     word = "".join(c for c in word if not unicodedata.combining(c))
     # "K-SPACE" → "kspace", "U.S." → "us", "2,000" stays apart from "2000" on purpose.
     return word.replace("’", "").replace("'", "").replace("-", "").replace(".", "")

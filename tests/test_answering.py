@@ -77,7 +77,12 @@ def test_overlong_question_and_bad_k_are_refused(answerer):
 
 
 def test_empty_index_says_how_to_add_articles(index_dir):
-    with IndexStore(index_dir).writer():
-        pass
+    from qa.indexer import index_paths, remove_articles
+
+    from .conftest import SEED_DIR
+
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    remove_articles(store, [a.id for a in store.open().articles()])
     with pytest.raises(IndexEmpty, match="qa index"):
         Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")

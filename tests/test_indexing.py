@@ -135,3 +135,15 @@ def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
     # A writer refuses to build on a damaged version rather than losing it.
     with pytest.raises(expected):
         index_paths([SAMPLES], store)
+
+
+def test_a_run_that_reads_nothing_creates_and_changes_nothing(index_dir, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{broken")
+    store = IndexStore(index_dir)
+    report = index_paths([bad], store)
+    assert report.skipped == 1 and not store.exists()
+    index_paths([SAMPLES], store)
+    version = store.current_version()
+    index_paths([bad], store)
+    assert store.current_version() == version
