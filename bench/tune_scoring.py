@@ -173,6 +173,13 @@ def main() -> None:
     ap.add_argument("--distractors", type=Path, required=True)
     ap.add_argument("--abstain", type=float, default=0.85)
     ap.add_argument(
+        "--try",
+        dest="trials",
+        action="append",
+        default=[],
+        help="comma-separated weights to report on, e.g. 3,2.25,...",
+    )
+    ap.add_argument(
         "--frozen",
         type=int,
         nargs="*",
@@ -188,6 +195,12 @@ def main() -> None:
 
     current = ScoreModel()
     report("current weights", rows_a, rows_b, current, Settings().min_score)
+
+    for trial in args.trials:
+        model = ScoreModel(tuple(float(v) for v in trial.split(",")), current.bias)
+        report(f"try {trial}", rows_a, rows_b, model, pick_threshold(rows_b, model, args.abstain))
+    if args.trials:
+        return
 
     titles = sorted({r[0].article_title for r in rows_a})
     folds = [set(titles[0::2]), set(titles[1::2])]

@@ -98,8 +98,9 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None) -> None:
             )
     else:
         report = index_paths(paths, store, files=files, export_onnx=settings.export_onnx)
-    if report.problems and not (report.added or report.updated or report.unchanged
-                                or report.duplicates):
+    if report.problems and not (
+        report.added or report.updated or report.unchanged or report.duplicates
+    ):
         first = report.problems[0]
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         raise click.ClickException(f"nothing indexed: {first}{more}")

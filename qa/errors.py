@@ -73,3 +73,51 @@ class IndexBusy(QAError):
 class EncoderUnavailable(QAError):
     code = "encoder_unavailable"
     status = 503
+
+
+class Unauthorized(QAError):
+    """A write route was called without the API key, or with a wrong one."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class IngestDisabled(QAError):
+    """Ingest over HTTP needs an API key configured (QA_API_KEY)."""
+
+    code = "ingest_disabled"
+    status = 403
+
+
+class FetchRefused(QAError):
+    """A URL that must not be fetched (scheme, address, type or size), or a page not ingested."""
+
+    code = "fetch_refused"
+    status = 422
+
+
+class FetchFailed(QAError):
+    """The page could not be fetched: network error, timeout, or an error status."""
+
+    code = "fetch_failed"
+    status = 502
+
+
+class RateLimited(QAError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerBusy(QAError):
+    """Every answering slot stayed busy for the whole wait."""
+
+    code = "server_busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

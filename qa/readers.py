@@ -612,3 +612,76 @@ def read_file(path: Path | str) -> tuple[list[SourceArticle], list[str]]:
 def read_articles(path: Path | str) -> list[SourceArticle]:
     """Convenience for `read_file` when the problems are not needed; raises if nothing is valid."""
     return read_file(path)[0]
+
+
+# --------------------------------------------------------------------------- uploads
+
+_UPLOAD_NAME_CHARS = re.compile(r"[^\w.\- ]+")
+_UPLOAD_NAME_MAX = 100
+
+
+def _upload_name(filename: str) -> str:
+    """A client-supplied file name made safe to show: its last path part, word characters,
+    dots, dashes and spaces only, no leading dots, at most 100 characters (suffix kept)."""
+    base = re.split(r"[/\\]", filename or "")[-1]
+    name = " ".join(_UPLOAD_NAME_CHARS.sub("", base).split()).lstrip(".")
+    if len(name) > _UPLOAD_NAME_MAX:
+        suffix = Path(name).suffix[:12]
+        name = name[: _UPLOAD_NAME_MAX - len(suffix)] + suffix
+    return name or "upload"
+
+
+def read_upload(
+    filename: str, data: bytes, *, origin: str | None = None
+) -> tuple[list[SourceArticle], list[str]]:
+    """`read_file` for bytes already in memory (an HTTP upload or a fetched page).
+
+    `filename` only chooses the format by its suffix and names the articles in titles
+    and messages; it never reaches the file system. `origin` defaults to
+    `upload:<sanitised name>` and keys the ids of articles that carry none. Same
+    rules, same errors as `read_file`.
+    """
+    name = _upload_name(filename)
+    display = Path(name)  # for messages and derived titles only; never opened
+    origin = origin or f"upload:{name}"
+    suffix = display.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        kind = f"type {suffix}" if suffix else "type (no file extension)"
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        raise _fail(display, f"unsupported file {kind} (supported: {supported})")
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(display, f"file too large ({len(data) / 1e6:.1f} MB; the limit is 20 MB)")
+    raw = _decode(data, display)
+    if not raw.strip():
+        raise _fail(display, "file contains only whitespace")
+    problems: list[str] = []
+    if suffix == ".txt":
+        articles = [_read_txt(raw, display, origin)]
+    elif suffix in (".md", ".markdown"):
+        articles = [_read_markdown(raw, display, origin, problems)]
+    elif suffix in (".html", ".htm"):
+        from dataclasses import replace
+
+        from qa.html_text import extract_html
+
+        # Extract under the display name (its fallback title), then give the real origin.
+        articles = [replace(extract_html(raw, name), origin=origin)]
+    elif suffix == ".jsonl":
+        articles = _read_jsonl(raw, display, origin, problems)
+    else:
+        articles = _read_json(raw, display, origin, problems)
+    articles = [a for a in articles if a.text]
+    if not articles:
+        reason = problems[0].removeprefix(f"{display}: ") if problems else "no article text found"
+        raise _fail(display, f"no readable article: {reason}")
+    return articles, problems
+
+
+def read_object(obj: Any, origin: str, where: str) -> tuple[SourceArticle, list[str]]:
+    """One article from a decoded JSON object (an API request body), by the rules of a
+    `.json` file's objects. Raises `UnreadableFile("<where>: <reason>")` when it has no text."""
+    problems: list[str] = []
+    article = _article_from_object(obj, origin, where, problems)
+    if article is None:
+        raise UnreadableFile(problems[0] if problems else f"{where}: no article text")
+    return article, problems

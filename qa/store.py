@@ -279,9 +279,6 @@ class Snapshot:
     def search_chunks(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
         return self._search(self.chunk_index, qvec, n)
 
-    def search_sentences(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        return self._search(self.sentence_index, qvec, n)
-
     @staticmethod
     def _search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
         if index.ntotal == 0:

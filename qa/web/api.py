@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from qa.answering import Answerer
 from qa.errors import IndexEmpty
 from qa.models import Answer, ArticleDetail, ArticleSummary, Health
-from qa.web.deps import AnswererDep
+from qa.web.deps import AnswererDep, SlotsDep
+from qa.web.limits import AnswerSlots
 from qa.web.schemas import AskRequest, ErrorResponse
 
 
@@ -18,12 +19,14 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse} for s in statuses}
 
 
-router = APIRouter(prefix="/api", tags=["api"], responses=_errors(503))
+# 429: the per-client rate limit; 503: no usable index, or every answering slot busy.
+router = APIRouter(prefix="/api", tags=["api"], responses=_errors(429, 503))
 
 
-async def _answer(answerer: Answerer, question: str, k: int | None) -> Answer:
-    # Embedding and search are CPU-bound: keep them off the event loop.
-    return await run_in_threadpool(answerer.ask, question, k)
+async def _answer(answerer: Answerer, slots: AnswerSlots, question: str, k: int | None) -> Answer:
+    # Embedding and search are CPU-bound: keep them off the event loop, a few at a time.
+    async with slots.slot():
+        return await run_in_threadpool(answerer.ask, question, k)
 
 
 @router.post(
@@ -33,9 +36,9 @@ async def _answer(answerer: Answerer, question: str, k: int | None) -> Answer:
     responses=_errors(400, 413, 422),
     summary="Answer a question with verbatim quotes",
 )
-async def ask_post(body: AskRequest, answerer: AnswererDep) -> Answer:
+async def ask_post(body: AskRequest, answerer: AnswererDep, slots: SlotsDep) -> Answer:
     """`answered` is false (and `quotes` empty) when the articles hold no answer."""
-    return await _answer(answerer, body.question, body.k)
+    return await _answer(answerer, slots, body.question, body.k)
 
 
 @router.get(
@@ -47,10 +50,11 @@ async def ask_post(body: AskRequest, answerer: AnswererDep) -> Answer:
 )
 async def ask_get(
     answerer: AnswererDep,
+    slots: SlotsDep,
     q: Annotated[str, Query(description="The question.", examples=["What is K-SPACE?"])],
     k: Annotated[int | None, Query(ge=1, le=20, description="Quotes at most.")] = None,
 ) -> Answer:
-    return await _answer(answerer, q, k)
+    return await _answer(answerer, slots, q, k)
 
 
 @router.get("/articles", response_model=list[ArticleSummary], summary="List indexed articles")

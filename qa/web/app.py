@@ -1,9 +1,9 @@
 """The web app factory used by `qa serve` and the tests: one Answerer, built at start-up.
 
 Middleware, outermost first: security headers → CORS (/api only) → unexpected
-errors as the contract's 500 → request-body cap → FastAPI's routing and
-exception handlers. Starlette's own ServerErrorMiddleware stays outside all of
-them as a last resort.
+errors as the contract's 500 → per-client rate limit (/api only) → request-body
+cap (larger for uploads) → FastAPI's routing and exception handlers.
+Starlette's own ServerErrorMiddleware stays outside all of them as a last resort.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from qa import __version__
 from qa.answering import Answerer
 from qa.errors import QAError
 from qa.settings import Settings
-from qa.web import api, pages
+from qa.web import api, ingest, pages
 from qa.web.errors import ErrorRenderer, UnexpectedErrors, install_error_handlers
 from qa.web.history import TurnSeal
+from qa.web.limits import AnswerSlots, RateLimit
 from qa.web.middleware import ApiCORS, BodySizeLimit, SecurityHeaders
 from qa.web.templating import asset_bytes, asset_dir, make_templates
 
@@ -63,16 +64,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = templates
     app.state.seal = TurnSeal()
+    app.state.answer_slots = AnswerSlots(settings.max_concurrent, settings.queue_timeout)
 
     render = ErrorRenderer(templates)
     install_error_handlers(app, render)
     app.include_router(api.router)
+    app.include_router(ingest.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
     _add_widget_route(app)
 
     # add_middleware wraps: the last added is the outermost.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, render=render)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        render=render,
+        overrides={("POST", ingest.ARTICLES_PATH): settings.max_upload_bytes},
+    )
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute, render=render)
     app.add_middleware(UnexpectedErrors, render=render)
     app.add_middleware(ApiCORS, origins=settings.cors_origins)
     docs = {p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}

@@ -8,8 +8,10 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
 from qa.answering import Answerer
+from qa.fetch import Fetcher
 from qa.settings import Settings
 from qa.web.history import TurnSeal
+from qa.web.limits import AnswerSlots
 
 
 def get_settings(request: Request) -> Settings:
@@ -29,7 +31,19 @@ def get_seal(request: Request) -> TurnSeal:
     return request.app.state.seal
 
 
+def get_answer_slots(request: Request) -> AnswerSlots:
+    return request.app.state.answer_slots
+
+
+def get_fetcher(request: Request) -> Fetcher:
+    """Fetches pages for `POST /api/articles {"url"}` (tests override it: no network)."""
+    settings: Settings = request.app.state.settings
+    return Fetcher(max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 SealDep = Annotated[TurnSeal, Depends(get_seal)]
+SlotsDep = Annotated[AnswerSlots, Depends(get_answer_slots)]
+FetcherDep = Annotated[Fetcher, Depends(get_fetcher)]

@@ -7,6 +7,7 @@ exception handlers and the pure-ASGI middlewares (413, 500) all answer alike.
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -17,13 +18,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa.errors import QAError
+from qa.errors import IndexBusy, QAError, Unauthorized
 from qa.web.schemas import ErrorResponse
 
 logger = logging.getLogger("qa.web")
 
 API_PREFIX = "/api"
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+INDEX_BUSY_RETRY_AFTER = 5  # seconds: a typical ingest request holds the writer lock this long
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -74,6 +77,18 @@ class ErrorRenderer:
         )
 
 
+def error_headers(exc: QAError) -> dict[str, str] | None:
+    """The HTTP headers some errors call for: how to authenticate, when to retry."""
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="qa"'}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is None and isinstance(exc, IndexBusy):
+        retry_after = INDEX_BUSY_RETRY_AFTER
+    if retry_after is None:
+        return None
+    return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
 def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     """(status, code, message) for a request the schema rejected; bad JSON syntax is a 400."""
     errors = exc.errors()
@@ -122,7 +137,7 @@ def install_error_handlers(app: FastAPI, render: ErrorRenderer) -> None:
         return render(request, status, code, message)
 
     async def on_domain_error(request: Request, exc: QAError) -> Response:
-        return render(request, exc.status, exc.code, exc.message)
+        return render(request, exc.status, exc.code, exc.message, headers=error_headers(exc))
 
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]

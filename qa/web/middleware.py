@@ -6,7 +6,7 @@ receive channel, and because none of them should buffer or wrap responses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -83,26 +83,38 @@ class BodySizeLimit:
     app and whatever the app then does is replaced by the 413.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, render: ErrorFactory) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        render: ErrorFactory,
+        overrides: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.render = render
+        # (method, path) -> its own cap: uploads may be larger than questions.
+        self.overrides = dict(overrides or {})
 
-    def _too_large(self, scope: Scope) -> Response:
+    def limit_for(self, scope: Scope) -> int:
+        return self.overrides.get((scope.get("method", ""), scope["path"]), self.max_bytes)
+
+    def _too_large(self, scope: Scope, limit: int) -> Response:
         return self.render(
             Request(scope),
             413,
             "payload_too_large",
-            f"the request body is larger than the limit of {self.max_bytes} bytes",
+            f"the request body is larger than the limit of {limit} bytes",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope)(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, limit)(scope, receive, send)
             return
 
         received = 0
@@ -114,7 +126,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -133,7 +145,7 @@ class BodySizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await self._too_large(scope)(scope, receive, send)
+            await self._too_large(scope, limit)(scope, receive, send)
 
 
 class _ContractCORS(CORSMiddleware):
@@ -168,6 +180,7 @@ class ApiCORS:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type"],
             allow_credentials=False,
+            expose_headers=["Retry-After"],  # so a browser client can back off on 429/503
             max_age=600,
         )
 

@@ -18,9 +18,10 @@ from qa.answering import Answerer
 from qa.errors import QAError
 from qa.models import Answer
 from qa.settings import Settings
-from qa.web.deps import AnswererDep, SealDep, SettingsDep, TemplatesDep
+from qa.web.deps import AnswererDep, SealDep, SettingsDep, SlotsDep, TemplatesDep
 from qa.web.highlight import paragraphs, parse_span
 from qa.web.history import TurnSeal
+from qa.web.limits import AnswerSlots
 from qa.web.schemas import ErrorDetail
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
@@ -41,12 +42,17 @@ class ChatDeps:
     settings: Settings
     templates: Jinja2Templates
     seal: TurnSeal
+    slots: AnswerSlots
 
 
 def chat_deps(
-    answerer: AnswererDep, settings: SettingsDep, templates: TemplatesDep, seal: SealDep
+    answerer: AnswererDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    seal: SealDep,
+    slots: SlotsDep,
 ) -> ChatDeps:
-    return ChatDeps(answerer, settings, templates, seal)
+    return ChatDeps(answerer, settings, templates, seal, slots)
 
 
 ChatDep = Annotated[ChatDeps, Depends(chat_deps)]
@@ -63,7 +69,8 @@ async def _chat(
     draft = ""
     if question is not None:
         try:
-            answer = await run_in_threadpool(deps.answerer.ask, question, None)
+            async with deps.slots.slot():
+                answer = await run_in_threadpool(deps.answerer.ask, question, None)
         except QAError as exc:
             turns.append(Turn(question, error=ErrorDetail(code=exc.code, message=exc.message)))
             status, draft = exc.status, question

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+
+from qa.models import IndexReport
 
 
 class AskRequest(BaseModel):
@@ -33,3 +35,61 @@ class ErrorResponse(BaseModel):
     @classmethod
     def of(cls, code: str, message: str) -> ErrorResponse:
         return cls(error=ErrorDetail(code=code, message=message))
+
+
+# -- ingest ---------------------------------------------------------------------------------
+TEXT_FIELDS = ("text", "body", "content")
+_Text = str | list[str] | None
+# As in a .json file: a string, a number, or a list of strings (joined with commas).
+_Meta = str | StrictInt | StrictFloat | list[str] | None
+
+
+class ArticleIn(BaseModel):
+    """An article as a `.json` file would hold it (the same rules as `qa index`).
+
+    The text is `text`, `body` or `content` (a string, or a list of paragraphs). Without
+    an `id` (or a `url`), the id is derived from the title, so posting an edited
+    article with the same title replaces the old one. Unknown fields are ignored.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": [f]} for f in TEXT_FIELDS]},
+    )
+
+    title: _Meta = Field(None, description="Derived from the text when missing.")
+    text: _Text = Field(None, description="The article text (or use `body` or `content`).")
+    body: _Text = None
+    content: _Text = None
+    id: _Meta = Field(None, description="Stable id; posting the same id replaces it.")
+    url: _Meta = None
+    published: _Meta = Field(None, description="ISO date; an invalid one is dropped.")
+    author: _Meta = None
+    source: _Meta = None
+
+    @model_validator(mode="after")
+    def _has_a_text_field(self) -> ArticleIn:
+        if all(getattr(self, f) is None for f in TEXT_FIELDS):
+            raise ValueError("an article needs its text in 'text', 'body' or 'content'")
+        return self
+
+
+class FetchIn(BaseModel):
+    """Fetch this page and ingest it (HTML, plain text, Markdown or JSON, by content type)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        description="An http(s) URL of a public host.",
+        examples=["https://example.com/news/story.html"],
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
+        max_length=2048,
+    )
+
+
+class IngestResult(BaseModel):
+    """What a write did, and the ids (now in the index) of the articles it was given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report: IndexReport
+    ids: list[str]

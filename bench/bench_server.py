@@ -1,0 +1,117 @@
+"""The HTTP API under load, and the server's memory, over a given index.
+
+    python bench/bench_server.py --index-dir INDEX [--clients 8] [--requests 2000]
+
+Starts `qa serve` on a free 127.0.0.1 port, reads its resident memory after
+start-up and again after the load, then sends POST /api/ask from N concurrent
+clients (bench/load.py) and prints answers/s, p50, p95, p99 and errors.
+Writes bench/out/server.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.load import run_load  # noqa: E402
+
+QUESTIONS = [
+    "Who is the chancellor of the exchequer?",
+    "How much did Time Warner's profits rise?",
+    "What did the Football Association say about the referee?",
+    "Which mobile phone company launched a new handset?",
+    "When will the general election be held?",
+    "How many people watched the final?",
+    "What did the Bank of England decide about interest rates?",
+    "Who won the best actor award?",
+    "What is the boiling point of mercury?",
+    "Why did the airline cut jobs?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="API load and server memory")
+    ap.add_argument("--index-dir", type=Path, required=True)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--seconds", type=float, default=120)
+    args = ap.parse_args()
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_RATE_LIMIT_PER_MINUTE": "0"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qa",
+            "serve",
+            "--port",
+            str(port),
+            "--index-dir",
+            str(args.index_dir),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/api/health", timeout=2) as r:
+                    health = json.loads(r.read())
+                    break
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - started > 120:
+                    raise SystemExit("server did not start: " + server.stderr.read().decode())
+                time.sleep(0.2)
+        startup_s = time.perf_counter() - started
+        rss_start = rss_mb(server.pid)
+        result = asyncio.run(run_load(base, QUESTIONS, args.clients, args.requests, args.seconds))
+        rss_after = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    summary = {
+        "index_dir": str(args.index_dir),
+        "articles": health["articles"],
+        "chunks": health["chunks"],
+        "startup_s": round(startup_s, 2),
+        "rss_mb_after_start": round(rss_start, 1),
+        "rss_mb_after_load": round(rss_after, 1),
+        "clients": args.clients,
+        "load": result.as_dict() if hasattr(result, "as_dict") else result.__dict__,
+    }
+    print(json.dumps(summary, indent=2))
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "server.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""bench/out/*.json → bench/RESULTS.md (the figures of the last `bench/run_all.py`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+
+
+def load(name: str) -> dict | None:
+    path = OUT / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def main() -> None:
+    meta = load("meta") or {}
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {meta.get('machine', 'unknown')}. Date: {meta.get('date', 'unknown')}."
+        + (" Quick run (sampled)." if meta.get("quick") else ""),
+        "Made by `python bench/run_all.py` (each script can also run alone; see its docstring).",
+        "Machines here are 2 cores and shared, so figures are noisy: medians with min-max.",
+        "",
+    ]
+    idx = load("index")
+    if idx:
+        c = idx["chunks_per_s"]
+        lines += [
+            "## Indexing throughput (`bench/bench_index.py`)",
+            "",
+            f"{idx['chunks']} BBC chunks ({idx['mean_word_pieces']} word pieces on average), "
+            "the same inputs embedded by both paths in the same run:",
+            "",
+            "| encoder | chunks/s (median) | min-max |",
+            "|---|---|---|",
+            f"| project: int8 ONNX, length-sorted batches | {c['onnx-int8']} | "
+            f"{idx['min_max']['onnx-int8']} |",
+            f"| sentence-transformers, PyTorch fp32 | {c['torch-fp32']} | "
+            f"{idx['min_max']['torch-fp32']} |",
+            "",
+            f"Ratio: **{idx['ratio']}x**. Cosine between the two paths' vectors: min "
+            f"{idx['cosine_min']}, mean {idx['cosine_mean']}.",
+            "",
+        ]
+        full = idx.get("full_index")
+        if full:
+            lines += [
+                f"Whole `qa index` of the corpus (read, chunk, embed chunks **and** sentences, "
+                f"SQLite, FAISS, fsync): {full['seconds']} s for {full['articles']} articles, "
+                f"{full['chunks']} chunks and {full['sentences']} sentences = "
+                f"{full['chunks_per_s']} chunks/s; {full['bytes_on_disk'] / 1e6:.0f} MB on disk "
+                f"({full['bytes_without_encoder'] / 1e6:.0f} MB without the 23 MB encoder).",
+                "",
+            ]
+    ask = load("ask")
+    if ask:
+        o, t = ask["onnx"], ask["torch"]
+        lines += [
+            "## Cold `qa ask` in a new process (`bench/bench_ask.py`)",
+            "",
+            f"BBC index, {ask['runs']} runs each, alternating:",
+            "",
+            "| question encoder | wall (median) | min-max | peak RSS (median) | max |",
+            "|---|---|---|---|---|",
+            f"| index's int8 ONNX (default, no torch) | {o['median_wall_s']} s | "
+            f"{o['min_max_wall_s']} | {o['median_peak_mb']} MB | {o['max_peak_mb']} MB |",
+            f"| sentence-transformers (`QA_ENCODER=torch`) | {t['median_wall_s']} s | "
+            f"{t['min_max_wall_s']} | {t['median_peak_mb']} MB | {t['max_peak_mb']} MB |",
+            "",
+        ]
+    srv = load("server")
+    if srv:
+        ld = srv["load"]
+        lines += [
+            "## HTTP API under load (`bench/bench_server.py`, `bench/load.py`)",
+            "",
+            f"`qa serve` over the BBC index ({srv['articles']} articles, {srv['chunks']} chunks), "
+            f"{srv['clients']} concurrent clients on 127.0.0.1, POST /api/ask:",
+            "",
+            "| answers/s | p50 ms | p95 ms | p99 ms | requests | errors |",
+            "|---|---|---|---|---|---|",
+            f"| {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | {ld.get('p99_ms')} | "
+            f"{ld.get('requests')} | {ld.get('errors')} |",
+            "",
+            f"Server RSS: {srv['rss_mb_after_start']} MB after start-up, "
+            f"{srv['rss_mb_after_load']} MB after the load. Start-up: {srv['startup_s']} s.",
+            "",
+        ]
+    q = load("quality")
+    if q:
+        a, b, s = q["xquad_with_bbc"], q["xquad_bbc_only"], q["seed_with_bbc"]
+        lines += [
+            "## Answer quality (`qa eval`)",
+            "",
+            "| question set, index | top quote | top 3 | passage recall@5 | abstained | p50 ms |",
+            "|---|---|---|---|---|---|",
+            f"| XQuAD dev (632), XQuAD + BBC | {pct(a['top1_accuracy'])} | "
+            f"{pct(a['top3_accuracy'])} | {pct(a['passage_recall_at_5'])} | - | "
+            f"{a['latency_ms_p50']} |",
+            f"| XQuAD dev (632), BBC only (no answers there) | - | - | - | "
+            f"{pct(b['abstention_rate'])} | {b['latency_ms_p50']} |",
+            f"| seed questions, seed + XQuAD + BBC | {pct(s['top1_accuracy'])} | "
+            f"{pct(s['top3_accuracy'])} | {pct(s['passage_recall_at_5'])} | "
+            f"{pct(s['abstention_rate'])} | {s['latency_ms_p50']} |",
+            "",
+        ]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Run every benchmark over the BBC corpus and write bench/RESULTS.md.
+
+    python bench/run_all.py [--quick]
+
+Builds a BBC index (and a BBC + XQuAD one for answer quality) in a temporary
+folder, then runs, one after the other on this machine:
+  bench_index.py   indexing throughput, project path vs sentence-transformers fp32
+  bench_ask.py     cold `qa ask` in a new process, ONNX vs torch encoder
+  bench_server.py  POST /api/ask under 8 concurrent clients, server RSS
+  qa eval          answer quality on the seed and XQuAD questions
+and folds the figures into bench/RESULTS.md (machine, date, commands).
+--quick embeds a 1,000-chunk sample for the throughput ratio and makes fewer runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+OUT = ROOT / "bench" / "out"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run(*args: str) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], check=True, env=ENV, cwd=ROOT)
+
+
+def qa(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "qa", *args],
+        check=True,
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="all benchmarks → bench/RESULTS.md")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-all-"))
+    try:
+        bbc = work / "bbc"
+        xq = work / "bbc-xquad"
+        qa("index", str(SHARED / "corpus" / "bbc"), "--index-dir", str(bbc))
+        shutil.copytree(bbc, xq)
+        qa(
+            "index",
+            str(SHARED / "eval" / "xquad-en-dev.json"),
+            str(SHARED / "corpus" / "seed"),
+            "--index-dir",
+            str(xq),
+        )
+
+        index_args = ["--limit", "1000", "--skip-full"] if args.quick else ["--repeat", "1"]
+        run("bench/bench_index.py", *index_args)
+        run("bench/bench_ask.py", "--index-dir", str(bbc), "--runs", "4" if args.quick else "10")
+        run(
+            "bench/bench_server.py",
+            "--index-dir",
+            str(bbc),
+            "--requests",
+            "500" if args.quick else "2000",
+        )
+        quality = {
+            "xquad_with_bbc": json.loads(
+                qa(
+                    "eval",
+                    str(SHARED / "eval" / "xquad-en-dev.json"),
+                    "--json",
+                    "--index-dir",
+                    str(xq),
+                )
+            ),
+            "xquad_bbc_only": json.loads(
+                qa(
+                    "eval",
+                    str(SHARED / "eval" / "xquad-en-dev.json"),
+                    "--json",
+                    "--index-dir",
+                    str(bbc),
+                )
+            ),
+            "seed_with_bbc": json.loads(
+                qa(
+                    "eval",
+                    str(SHARED / "eval" / "seed-questions.jsonl"),
+                    "--json",
+                    "--index-dir",
+                    str(xq),
+                )
+            ),
+        }
+        (OUT / "quality.json").write_text(json.dumps(quality, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    meta = {
+        "machine": machine(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+    }
+    (OUT / "meta.json").write_text(json.dumps(meta, indent=2))
+    run("bench/report.py")
+
+
+if __name__ == "__main__":
+    main()
