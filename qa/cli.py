@@ -69,21 +69,34 @@ def main() -> None:
 
 
 @main.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--rebuild", is_flag=True, help="Re-chunk and re-embed every stored article (after an upgrade)."
+)
 @index_dir_option
 @clean_errors
-def index_cmd(paths: tuple[Path, ...], index_dir: Path | None) -> None:
+def index_cmd(paths: tuple[Path, ...], rebuild: bool, index_dir: Path | None) -> None:
     """Add or update the articles in PATHS (files or folders, recursively).
 
     Formats: .txt, .md, .html/.htm, .json, .jsonl. Unchanged articles are not
     re-embedded; edited ones replace their old version.
     """
-    from qa.indexer import index_paths
+    from qa.indexer import index_paths, rebuild_index
     from qa.readers import iter_article_files
     from qa.store import IndexStore
 
     settings = _settings(index_dir)
     store = IndexStore(settings.index_dir)
+    if rebuild:
+        report = rebuild_index(store, export_onnx=settings.export_onnx)
+        click.echo(
+            f"{report.updated} articles rebuilt; {report.chunks} chunks in "
+            f"{report.seconds:.1f} s → {settings.index_dir}"
+        )
+        if not paths:
+            return
+    elif not paths:
+        raise click.UsageError("give at least one PATH (or --rebuild)")
     files = list(iter_article_files(paths))
     if not files:
         raise click.ClickException("no article files found in " + ", ".join(map(str, paths)))

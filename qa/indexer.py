@@ -203,6 +203,27 @@ def index_batches(
     return IndexReport(**counts, seconds=round(time.perf_counter() - started, 2), problems=problems)
 
 
+def rebuild_index(store: IndexStore, *, export_onnx: bool = True) -> IndexReport:
+    """Re-chunk and re-embed every stored article into a fresh version: the way to
+    carry an index over to a new chunker, term analysis or model, losing nothing."""
+    started = time.perf_counter()
+    articles = list(store.stored_articles())  # read before the writer takes the lock
+    encoder = ensure_encoder(store, export_onnx)
+    chunks = 0
+    with store.writer(fresh=True) as writer:
+        writer.manifest["encoder"] = describe_encoder(encoder)
+        batch = _Batch(writer, encoder)
+        for article in articles:
+            records = chunk_records(article, encoder)
+            chunks += len(records)
+            if records:
+                batch.add(article, records)
+        batch.flush()
+    return IndexReport(
+        updated=len(articles), chunks=chunks, seconds=round(time.perf_counter() - started, 2)
+    )
+
+
 def remove_articles(store: IndexStore, ids: Sequence[str]) -> list[str]:
     """Delete articles by id; returns the ids that existed."""
     store.open().close()  # a missing or corrupt index is an error, not a new index

@@ -168,15 +168,19 @@ class IndexStore:
         return Snapshot(self.versions_dir / version, self.chunker)
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[Writer]:
-        """Lock, copy the live version, yield a Writer; publish on success, discard on error."""
+    def writer(self, fresh: bool = False) -> Iterator[Writer]:
+        """Lock, copy the live version, yield a Writer; publish on success, discard on error.
+
+        `fresh` starts from an empty version instead (a rebuild); the live one
+        need not be compatible, only its articles readable (`stored_articles`).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / "LOCK", "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise IndexBusy(f"another process is writing the index at {self.root}") from exc
-            base = self.current_version()
+            base = None if fresh else self.current_version()
             if base is not None:
                 Snapshot(self.versions_dir / base, self.chunker).close()  # validates it
             self.versions_dir.mkdir(exist_ok=True)
@@ -185,6 +189,7 @@ class IndexStore:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
+            writer.changed = fresh  # a rebuild publishes even when it holds nothing
             try:
                 yield writer
                 if writer.changed:
@@ -206,6 +211,25 @@ class IndexStore:
             os.replace(pointer, self.root / "CURRENT")
             _fsync_dir(self.root)
             self._prune(keep=new_name)
+
+    def stored_articles(self) -> Iterator[StoredArticle]:
+        """Every article of the live version, read from its SQLite file alone, so
+        an index built by another version of qa can still be rebuilt."""
+        version = self.current_version()
+        if version is None:
+            raise IndexMissing(f"no index at {self.root}: nothing to rebuild")
+        path = self.versions_dir / version / "store.sqlite"
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            rows = db.execute(
+                "SELECT id, title, text, content_hash, url, published, author, source, origin "
+                "FROM articles ORDER BY id"
+            ).fetchall()
+            db.close()
+        except sqlite3.Error as exc:
+            raise IndexCorrupt(f"cannot read the articles in {path}: {exc}") from exc
+        for row in rows:
+            yield StoredArticle(*row)
 
     def _next_version_name(self) -> str:
         numbers = [
@@ -238,7 +262,7 @@ def _check_manifest(folder: Path, chunker: ChunkerSettings) -> dict:
         if manifest.get(key) != value:
             raise IndexIncompatible(
                 f"the index at {folder.parent.parent} was built with {key}={manifest.get(key)!r}, "
-                f"this qa uses {value!r}: index the articles again into a new --index-dir"
+                f"this qa uses {value!r}: run `qa index --rebuild` to rebuild it from its articles"
             )
     return manifest
 

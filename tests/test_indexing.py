@@ -147,3 +147,23 @@ def test_a_run_that_reads_nothing_creates_and_changes_nothing(index_dir, tmp_pat
     version = store.current_version()
     index_paths([bad], store)
     assert store.current_version() == version
+
+
+def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir):
+    from qa.indexer import rebuild_index
+
+    store = IndexStore(index_dir)
+    index_paths([SAMPLES], store)
+    before = sorted(a.id for a in store.open().articles())
+    manifest_path = store.versions_dir / store.current_version() / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["chunker"] = {**manifest["chunker"], "target_tokens": 64}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexIncompatible, match="--rebuild"):
+        store.open()
+
+    report = rebuild_index(store)
+    assert report.updated == len(before)
+    assert sorted(a.id for a in store.open().articles()) == before
+    answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    assert "Korea Superior Pharma-pipeline" in answer.quotes[0].text
