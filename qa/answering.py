@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 
 from qa.encoder import Encoder, load_encoder
 from qa.errors import IndexEmpty, InvalidInput
@@ -38,6 +39,10 @@ class Answerer:
         self._snapshot: Snapshot | None = None
         self._encoder = encoder
         self._lock = threading.Lock()
+        # Answers are immutable and depend only on (version, question, k): popular
+        # questions are answered once per index version. A new version misses.
+        self._cache: OrderedDict[tuple[str, str, int], Answer] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def encoder(self) -> Encoder:
@@ -74,22 +79,36 @@ class Answerer:
     def ask(self, question: str, k: int | None = None) -> Answer:
         started = time.perf_counter()
         q, k = self.validate(question, k)
-        ranked, _ = self.analyse(q)
+        snap = self.snapshot()
+        key = (snap.version, q.casefold(), k)  # the model and the terms ignore case
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+        if cached is not None:
+            return cached.model_copy(update={"question": q, "took_ms": _ms_since(started)})
+        ranked, _ = self.analyse(q, snap)
         quotes = self.selector.quotes(ranked, k)
         answered = bool(quotes) and quotes[0].score >= self.settings.min_score
         if not answered:
             quotes = []
-        return Answer(
+        answer = Answer(
             question=q,
             answered=answered,
             answer=f"{quotes[0].text} [1]" if answered else NOT_FOUND,
             quotes=quotes,
-            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            took_ms=_ms_since(started),
         )
+        if self.settings.answer_cache:
+            with self._cache_lock:
+                self._cache[key] = answer
+                while len(self._cache) > self.settings.answer_cache:
+                    self._cache.popitem(last=False)
+        return answer
 
-    def analyse(self, q: str) -> tuple[list[Candidate], Passages]:
+    def analyse(self, q: str, snap: Snapshot | None = None) -> tuple[list[Candidate], Passages]:
         """Scored candidate sentences (best first) and the ranked passages."""
-        snap = self.snapshot()
+        snap = snap or self.snapshot()
         if snap.n_chunks == 0:
             raise IndexEmpty(
                 f"the index at {self.store.root} has no articles: add some with `qa index PATH`"
@@ -106,6 +125,10 @@ class Answerer:
         _, passages = self.analyse(q)
         rows = self.snapshot().chunks_by_id(passages.ranked[:n])
         return [(r.article_id, r.start, r.end) for r in rows]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def answer_question(settings: Settings, question: str, k: int | None = None) -> Answer:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         le=1.0,
         description="Answers whose best quote scores below this are 'not found'.",
     )
+    answer_cache: int = Field(
+        1024, ge=0, description="Answers kept per index version for repeated questions (0: off)."
+    )
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted.")
     host: str = Field("127.0.0.1", description="Address `qa serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `qa serve` listens on.")
