@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -117,6 +118,8 @@ def main() -> None:
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
             seconds = time.perf_counter() - t
+            # The largest child so far: the embedding runs above were in-process.
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(run.stdout.strip() or run.stderr.strip())
             manifest = next((index_dir / "versions").glob("v*/manifest.json"))
             counts = json.loads(manifest.read_text())["counts"]
@@ -126,6 +129,7 @@ def main() -> None:
                 "chunks": counts["chunks"],
                 "sentences": counts["sentences"],
                 "chunks_per_s": round(counts["chunks"] / seconds, 1),
+                "peak_rss_mb": round(peak_mb, 1),
                 "bytes_on_disk": dir_size(index_dir),
                 "bytes_without_encoder": dir_size(index_dir) - dir_size(index_dir / "encoder"),
                 "summary": run.stdout.strip(),

@@ -86,9 +86,10 @@ def main() -> None:
                 with urllib.request.urlopen(base + "/api/health", timeout=2) as r:
                     health = json.loads(r.read())
                     break
-            except OSError:
+            except OSError as exc:
                 if server.poll() is not None or time.perf_counter() - started > 120:
-                    raise SystemExit("server did not start: " + server.stderr.read().decode())
+                    message = "server did not start: " + server.stderr.read().decode()
+                    raise SystemExit(message) from exc
                 time.sleep(0.2)
         startup_s = time.perf_counter() - started
         rss_start = rss_mb(server.pid)

@@ -207,8 +207,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:
         ap.error(str(exc))
     questions = read_questions(args.questions) if args.questions else list(DEFAULT_QUESTIONS)
-    headers = dict(h.split(":", 1) for h in args.header)
-    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    if any(":" not in h for h in args.header):
+        ap.error("--header takes 'Name: value'")
+    headers = {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in args.header)}
     result = asyncio.run(
         run_load(args.url, questions, args.clients, args.requests, args.seconds, headers=headers)
     )

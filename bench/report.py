@@ -55,7 +55,8 @@ def main() -> None:
                 f"Whole `qa index` of the corpus (read, chunk, embed chunks **and** sentences, "
                 f"SQLite, FAISS, fsync): {full['seconds']} s for {full['articles']} articles, "
                 f"{full['chunks']} chunks and {full['sentences']} sentences = "
-                f"{full['chunks_per_s']} chunks/s; {full['bytes_on_disk'] / 1e6:.0f} MB on disk "
+                f"{full['chunks_per_s']} chunks/s, peak RSS {full.get('peak_rss_mb')} MB; "
+                f"{full['bytes_on_disk'] / 1e6:.0f} MB on disk "
                 f"({full['bytes_without_encoder'] / 1e6:.0f} MB without the 23 MB encoder).",
                 "",
             ]

@@ -101,13 +101,37 @@ def _split_long(
     """Cut one over-long sentence at spaces into pieces of about `budget` tokens."""
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[span[0] : span[1]])]
     words = [(span[0] + a, span[0] + b) for a, b in words]
-    counts = count_tokens([text[a:b] for a, b in words])
+    counted = list(zip(words, count_tokens([text[a:b] for a, b in words]), strict=True))
+    # A "word" over the budget by itself (CJK text, "1.2.1.2...") is cut between characters.
+    fitted: list[tuple[Span, int]] = []
+    for (a, b), n in counted:
+        fitted.extend(
+            [((a, b), n)] if n <= budget else _split_word(text, a, b, count_tokens, budget)
+        )
     out: list[tuple[Span, int]] = []
     lo, size = 0, 0
-    for i, n in enumerate(counts):
+    for i, (_, n) in enumerate(fitted):
         if i > lo and size + n > budget:
-            out.append(((words[lo][0], words[i - 1][1]), size))
+            out.append(((fitted[lo][0][0], fitted[i - 1][0][1]), size))
             lo, size = i, 0
         size += n
-    out.append(((words[lo][0], words[-1][1]), size))
+    out.append(((fitted[lo][0][0], fitted[-1][0][1]), size))
+    return out
+
+
+def _split_word(
+    text: str, a: int, b: int, count_tokens: TokenCounter, budget: int
+) -> list[tuple[Span, int]]:
+    """Cut text[a:b] (no spaces) into the longest runs of at most `budget` tokens."""
+    out: list[tuple[Span, int]] = []
+    while a < b:
+        lo, hi = a + 1, b  # binary search for the longest run that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if count_tokens([text[a:mid]])[0] <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        out.append(((a, lo), count_tokens([text[a:lo]])[0]))
+        a = lo
     return out

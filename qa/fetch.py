@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -216,7 +216,10 @@ class Fetcher:
             result = self._get(vetted, deadline)
             if isinstance(result, Page):
                 return result
-            url = urljoin(url, result)
+            try:
+                url = urljoin(url, result)
+            except ValueError:  # e.g. an unclosed IPv6 bracket
+                raise FetchRefused("the page redirects to an invalid URL") from None
         raise FetchRefused(f"the page redirects more than {self.max_redirects} times")
 
     def vet(self, url: str, *, redirected: bool = False) -> _Hop:
@@ -236,6 +239,8 @@ class Fetcher:
         host = (parts.hostname or "").rstrip(".")
         if not host:
             raise FetchRefused(f"{what} has no host")
+        if port == 0:
+            raise FetchRefused(f"{what} is not valid: port 0")
         port = port or _DEFAULT_PORTS[scheme]
 
         address = literal_address(host)
@@ -256,13 +261,13 @@ class Fetcher:
             which = "is not" if name is None else "resolves to something other than"
             raise FetchRefused(f"{what} is refused: {host} {which} a public address")
 
-        pinned = httpx.URL(
-            scheme=scheme,
-            host=str(addresses[0]),
-            port=parts.port,
-            path=parts.path or "/",
-            **({"query": parts.query.encode()} if parts.query else {}),
-        )
+        pinned_host = addresses[0]
+        netloc = f"[{pinned_host}]" if pinned_host.version == 6 else str(pinned_host)
+        netloc += f":{port}" if parts.port is not None else ""
+        try:  # httpx percent-encodes what needs it in the path and query
+            pinned = httpx.URL(urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")))
+        except httpx.InvalidURL:
+            raise FetchRefused(f"{what} is not valid") from None
         shown_host = name or (f"[{address}]" if address and address.version == 6 else str(address))
         host_header = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
         return _Hop(url=url, pinned=pinned, host_header=host_header, sni=name)

@@ -42,7 +42,7 @@ def article_id(src: SourceArticle) -> str:
     stem = Path(src.origin.split("#", 1)[0]).stem
     slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:40] or "article"
     suffix = "-" + src.origin.split("#", 1)[1] if "#" in src.origin and not src.url else ""
-    return f"{slug}{suffix}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    return f"{slug}{suffix}-{hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:10]}"
 
 
 def content_hash(src: SourceArticle) -> str:

@@ -273,8 +273,10 @@ _TABLE_RULE = re.compile(r"^(?=.*\|)(?=.*-)[\s|:-]+$")  # |---|:-:| under a tabl
 _LINK_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+.*$")
 _BULLET = re.compile(r"^(\s*)[*+-][ \t]+")
 _QUOTE = re.compile(r"^ {0,3}(?:>[ \t]?)+")
+# Code spans come first in the alternation, so HTML written inside one stays text.
 _HTML_BLOCKS = re.compile(
-    r"<!--.*?-->|<(script|style|template)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE
+    r"(`+)[^\n]*?\1|<!--.*?-->|<(script|style|template)\b[^>]*>.*?</\2\s*>",
+    re.DOTALL | re.IGNORECASE,
 )
 
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -356,7 +358,10 @@ def _read_markdown(raw: str, path: Path, origin: str, problems: list[str]) -> So
     def flush_prose() -> None:
         nonlocal h1, h1_at
         # Comments and script/style blocks may span lines: drop them before line rules.
-        block = _HTML_BLOCKS.sub("", "\n".join(prose)).split("\n") if prose else []
+        joined = "\n".join(prose)
+        block = (
+            _HTML_BLOCKS.sub(lambda m: m[0] if m[1] else "", joined).split("\n") if prose else []
+        )
         prose.clear()
         for i, line in enumerate(block):
             previous = out[-1] if i else ""  # the converted line above, within this block

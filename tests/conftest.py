@@ -39,6 +39,8 @@ def encoder(encoder_dir) -> OnnxEncoder:
 @pytest.fixture(autouse=True)
 def _isolated_index_env(tmp_path, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "default-index"))
+    # Suites fire requests far faster than a person; the limit has tests of its own.
+    monkeypatch.setenv("QA_RATE_LIMIT_PER_MINUTE", "0")
 
 
 @pytest.fixture

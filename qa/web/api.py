@@ -51,7 +51,14 @@ async def ask_post(body: AskRequest, answerer: AnswererDep, slots: SlotsDep) -> 
 async def ask_get(
     answerer: AnswererDep,
     slots: SlotsDep,
-    q: Annotated[str, Query(description="The question.", examples=["What is K-SPACE?"])],
+    q: Annotated[
+        str,
+        Query(
+            description="The question.",
+            examples=["What is K-SPACE?"],
+            json_schema_extra={"minLength": 1},  # documented; the Answerer says what is wrong
+        ),
+    ],
     k: Annotated[int | None, Query(ge=1, le=20, description="Quotes at most.")] = None,
 ) -> Answer:
     return await _answer(answerer, slots, q, k)
@@ -65,7 +72,7 @@ def list_articles(answerer: AnswererDep) -> list[ArticleSummary]:
 @router.get(
     "/articles/{article_id:path}",
     response_model=ArticleDetail,
-    responses=_errors(404),
+    responses=_errors(404, 422),  # 422 in the contract's shape, not FastAPI's default one
     summary="One article; quote offsets index into its `text`",
 )
 def get_article(article_id: str, answerer: AnswererDep) -> ArticleDetail:

@@ -38,7 +38,8 @@ def require_api_key(
     if not expected:  # unset, or set to an empty string: never match an empty key
         raise IngestDisabled(DISABLED)
     offered = [key for key in (bearer.credentials if bearer else None, header_key) if key]
+    # Header values arrive decoded as Latin-1: encoding them back gives the bytes sent.
     # Every offered key is compared, in constant time each, so timing shows nothing.
-    matches = [hmac.compare_digest(key.encode(), expected) for key in offered]
+    matches = [hmac.compare_digest(key.encode("latin-1"), expected) for key in offered]
     if not any(matches):
         raise Unauthorized(UNAUTHORIZED)

@@ -108,7 +108,7 @@ async def add_articles(
 @router.delete(
     "/articles/{article_id:path}",
     response_model=IngestResult,
-    responses=_errors(404),
+    responses=_errors(404, 422),  # 422 in the contract's shape, not FastAPI's default one
     summary="Remove one article",
 )
 async def delete_article(article_id: str, answerer: AnswererDep) -> IngestResult:
@@ -150,10 +150,15 @@ def _origin_name(title: str) -> str:
 
 
 async def _from_json(raw: bytes, fetcher: Fetcher, settings: Settings) -> Parsed:
-    data = _json(raw)
+    # Parsing and normalising up to QA_MAX_UPLOAD_BYTES of text is CPU work: off the loop.
+    data = await run_in_threadpool(_json, raw)
     if isinstance(data, dict) and "url" in data and not any(f in data for f in TEXT_FIELDS):
         target = _validated(FetchIn, data)
         return await _from_url(target.url, fetcher, settings)
+    return await run_in_threadpool(_article_from_json, data)
+
+
+def _article_from_json(data: Any) -> Parsed:
     _validated(ArticleIn, data)
     # The reader's own rules (text lists, dates, metadata) on the raw object, as `qa index`.
     article, problems = read_object(data, origin="api", where="request body")

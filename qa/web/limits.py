@@ -23,6 +23,7 @@ from qa.errors import RateLimited, ServerBusy
 from qa.web.errors import ErrorRenderer, error_headers, is_api_path
 
 MAX_TRACKED_CLIENTS = 10_000  # beyond this the least recently seen client is forgotten
+_PerLoop = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
 
 
 class TokenBuckets:
@@ -94,8 +95,7 @@ class AnswerSlots:
         self.wait = wait
         # One semaphore per event loop: the server has one, but tests start several
         # (each TestClient), and an asyncio.Semaphore must not cross loops.
-        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._semaphores = weakref.WeakKeyDictionary()
+        self._semaphores: _PerLoop = weakref.WeakKeyDictionary()
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+import re
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from qa.models import IndexReport
 
@@ -11,7 +21,10 @@ class AskRequest(BaseModel):
     """Body of `POST /api/ask`. Unknown fields are ignored so clients can send extras."""
 
     question: str = Field(
-        description="The question, in plain words.", examples=["What is K-SPACE?"]
+        description="The question, in plain words (at most QA_MAX_QUESTION_CHARS characters).",
+        examples=["What is K-SPACE?"],
+        # Documented, not enforced here: the Answerer's own check says what is wrong.
+        json_schema_extra={"minLength": 1},
     )
     k: int | None = Field(
         None, ge=1, le=20, description="How many quotes at most (default: the server's k)."
@@ -73,6 +86,9 @@ class ArticleIn(BaseModel):
         return self
 
 
+_HTTP_URL = re.compile(r"^[Hh][Tt][Tt][Pp][Ss]?://")
+
+
 class FetchIn(BaseModel):
     """Fetch this page and ingest it (HTML, plain text, Markdown or JSON, by content type)."""
 
@@ -81,9 +97,17 @@ class FetchIn(BaseModel):
     url: str = Field(
         description="An http(s) URL of a public host.",
         examples=["https://example.com/news/story.html"],
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://",
         max_length=2048,
+        json_schema_extra={"pattern": _HTTP_URL.pattern},
     )
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        # The schema's pattern, with a message that says what to send instead.
+        if not _HTTP_URL.match(url):
+            raise ValueError("only http:// and https:// URLs are fetched")
+        return url
 
 
 class IngestResult(BaseModel):
