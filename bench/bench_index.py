@@ -61,6 +61,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="embed only the first N chunks")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--skip-full", action="store_true", help="skip the whole `qa index` run")
+    ap.add_argument(
+        "--index-out",
+        type=Path,
+        default=None,
+        help="build the whole-corpus index here and keep it (default: a temp dir)",
+    )
     args = ap.parse_args()
 
     from qa.encoder import OnnxEncoder, TorchEncoder, export_onnx_encoder
@@ -99,8 +105,8 @@ def main() -> None:
         )
 
         if not args.skip_full:
-            index_dir = work / "index"
-            index_dir.mkdir()
+            index_dir = args.index_out or work / "index"
+            index_dir.mkdir(parents=True)
             shutil.copytree(enc_dir, index_dir / "encoder")
             t = time.perf_counter()
             run = subprocess.run(

@@ -9,7 +9,8 @@ folder, then runs, one after the other on this machine:
   bench_server.py  POST /api/ask under 8 concurrent clients, server RSS
   qa eval          answer quality on the seed and XQuAD questions
 and folds the figures into bench/RESULTS.md (machine, date, commands).
---quick embeds a 1,000-chunk sample for the throughput ratio and makes fewer runs.
+The throughput ratio uses the first 2,000 chunks (500 with --quick, which also
+makes fewer runs).
 """
 
 from __future__ import annotations
