@@ -59,10 +59,18 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="turn the answer cache off (QA_ANSWER_CACHE=0): every request is computed",
+    )
+    ap.add_argument("--out", default="server", help="name of the JSON file in bench/out")
     args = ap.parse_args()
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_RATE_LIMIT_PER_MINUTE": "0"}
+    if args.no_cache:
+        env["QA_ANSWER_CACHE"] = "0"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -106,12 +114,13 @@ def main() -> None:
         "rss_mb_after_start": round(rss_start, 1),
         "rss_mb_after_load": round(rss_after, 1),
         "clients": args.clients,
+        "answer_cache": not args.no_cache,
         "load": result.as_dict() if hasattr(result, "as_dict") else result.__dict__,
     }
     print(json.dumps(summary, indent=2))
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "server.json").write_text(json.dumps(summary, indent=2))
+    (out / f"{args.out}.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

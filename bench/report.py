@@ -76,22 +76,33 @@ def main() -> None:
             f"{t['min_max_wall_s']} | {t['median_peak_mb']} MB | {t['max_peak_mb']} MB |",
             "",
         ]
-    srv = load("server")
-    if srv:
-        ld = srv["load"]
+    rows = [(name, load(name)) for name in ("server", "server-nocache")]
+    rows = [(name, srv) for name, srv in rows if srv]
+    if rows:
+        srv = rows[0][1]
         lines += [
             "## HTTP API under load (`bench/bench_server.py`, `bench/load.py`)",
             "",
             f"`qa serve` over the BBC index ({srv['articles']} articles, {srv['chunks']} chunks), "
-            f"{srv['clients']} concurrent clients on 127.0.0.1, POST /api/ask:",
+            f"{srv['clients']} concurrent clients on 127.0.0.1, POST /api/ask cycling through "
+            "10 questions:",
             "",
-            "| answers/s | p50 ms | p95 ms | p99 ms | requests | errors |",
-            "|---|---|---|---|---|---|",
-            f"| {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | {ld.get('p99_ms')} | "
-            f"{ld.get('requests')} | {ld.get('errors')} |",
+            "| answer cache | answers/s | p50 ms | p95 ms | p99 ms | requests | errors "
+            "| RSS after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for _name, s in rows:
+            ld = s["load"]
+            cache = "on (default)" if s.get("answer_cache", True) else "off: every answer computed"
+            lines.append(
+                f"| {cache} | {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | "
+                f"{ld.get('p99_ms')} | {ld.get('requests')} | {ld.get('errors')} | "
+                f"{s['rss_mb_after_load']} MB |"
+            )
+        lines += [
             "",
-            f"Server RSS: {srv['rss_mb_after_start']} MB after start-up, "
-            f"{srv['rss_mb_after_load']} MB after the load. Start-up: {srv['startup_s']} s.",
+            f"Server RSS after start-up with the BBC index loaded: {srv['rss_mb_after_start']} MB "
+            f"(start-up {srv['startup_s']} s).",
             "",
         ]
     q = load("quality")

@@ -86,12 +86,17 @@ def main() -> None:
             str(xq),
         )
         run("bench/bench_ask.py", "--index-dir", str(bbc), "--runs", "4" if args.quick else "10")
+        requests = "500" if args.quick else "2000"
+        run("bench/bench_server.py", "--index-dir", str(bbc), "--requests", requests)
         run(
             "bench/bench_server.py",
             "--index-dir",
             str(bbc),
             "--requests",
-            "500" if args.quick else "2000",
+            requests,
+            "--no-cache",
+            "--out",
+            "server-nocache",
         )
         quality = {
             "xquad_with_bbc": json.loads(

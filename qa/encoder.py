@@ -38,7 +38,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 class Encoder(Protocol):
     kind: str
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
@@ -94,7 +94,7 @@ class OnnxEncoder:
         encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
@@ -133,7 +133,7 @@ class TorchEncoder:
         encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         vecs = self.model.encode(
