@@ -1,0 +1,54 @@
+"""The index's int8 ONNX encoder against sentence-transformers, and a torch-free query path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qa.answering import Answerer
+from qa.chunking import chunk_text
+from qa.encoder import TorchEncoder
+from qa.settings import Settings
+
+from .conftest import SEED_FILE, SEED_QUESTIONS
+
+
+@pytest.fixture(scope="module")
+def torch_encoder():
+    return TorchEncoder()
+
+
+def test_onnx_and_torch_embeddings_agree_on_the_seed_chunks(encoder, torch_encoder):
+    text = SEED_FILE.read_text()
+    chunks = [text[c.start : c.end] for c in chunk_text(text, encoder.count_tokens)]
+    a, b = encoder.embed(chunks), torch_encoder.embed(chunks)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-4)
+    assert (a * b).sum(axis=1).min() >= 0.99
+
+
+def test_both_encoders_give_the_same_answers_to_the_seed_questions(seed_index, torch_encoder):
+    onnx = Answerer(Settings(index_dir=seed_index))
+    torch = Answerer(Settings(index_dir=seed_index), encoder=torch_encoder)
+    for line in SEED_QUESTIONS.read_text().splitlines():
+        question = json.loads(line)["question"]
+        a, b = onnx.ask(question), torch.ask(question)
+        assert a.answered == b.answered, question
+        assert [q.text for q in a.quotes[:1]] == [q.text for q in b.quotes[:1]], question
+
+
+def test_answering_imports_neither_torch_nor_sentence_transformers(seed_index):
+    probe = (
+        "import sys; from pathlib import Path; from qa.answering import Answerer; "
+        "from qa.settings import Settings; "
+        f"a = Answerer(Settings(index_dir=Path({str(seed_index)!r}))); "
+        "assert a.ask('What is K-SPACE?').answered; "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') "
+        "if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
