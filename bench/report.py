@@ -76,7 +76,7 @@ def main() -> None:
             f"{t['min_max_wall_s']} | {t['median_peak_mb']} MB | {t['max_peak_mb']} MB |",
             "",
         ]
-    rows = [(name, load(name)) for name in ("server", "server-nocache")]
+    rows = [(name, load(name)) for name in ("server", "server-nocache", "server-1client")]
     rows = [(name, srv) for name, srv in rows if srv]
     if rows:
         srv = rows[0][1]
@@ -84,18 +84,17 @@ def main() -> None:
             "## HTTP API under load (`bench/bench_server.py`, `bench/load.py`)",
             "",
             f"`qa serve` over the BBC index ({srv['articles']} articles, {srv['chunks']} chunks), "
-            f"{srv['clients']} concurrent clients on 127.0.0.1, POST /api/ask cycling through "
-            "10 questions:",
+            "POST /api/ask from concurrent clients on 127.0.0.1, cycling through 10 questions:",
             "",
-            "| answer cache | answers/s | p50 ms | p95 ms | p99 ms | requests | errors "
+            "| clients | answer cache | answers/s | p50 ms | p95 ms | p99 ms | requests | errors "
             "| RSS after |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for _name, s in rows:
             ld = s["load"]
             cache = "on (default)" if s.get("answer_cache", True) else "off: every answer computed"
             lines.append(
-                f"| {cache} | {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | "
+                f"| {s['clients']} | {cache} | {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | "
                 f"{ld.get('p99_ms')} | {ld.get('requests')} | {ld.get('errors')} | "
                 f"{s['rss_mb_after_load']} MB |"
             )
