@@ -94,8 +94,9 @@ def main() -> None:
             ld = s["load"]
             cache = "on (default)" if s.get("answer_cache", True) else "off: every answer computed"
             lines.append(
-                f"| {s['clients']} | {cache} | {ld.get('rps')} | {ld.get('p50_ms')} | {ld.get('p95_ms')} | "
-                f"{ld.get('p99_ms')} | {ld.get('requests')} | {ld.get('errors')} | "
+                f"| {s['clients']} | {cache} | {ld.get('rps')} | {ld.get('p50_ms')} | "
+                f"{ld.get('p95_ms')} | {ld.get('p99_ms')} | {ld.get('requests')} | "
+                f"{ld.get('errors')} | "
                 f"{s['rss_mb_after_load']} MB |"
             )
         lines += [
