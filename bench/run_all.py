@@ -98,6 +98,18 @@ def main() -> None:
             "--out",
             "server-nocache",
         )
+        run(
+            "bench/bench_server.py",
+            "--index-dir",
+            str(bbc),
+            "--clients",
+            "1",
+            "--requests",
+            "300",
+            "--no-cache",
+            "--out",
+            "server-1client",
+        )
         quality = {
             "xquad_with_bbc": json.loads(
                 qa(
