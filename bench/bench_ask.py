@@ -21,13 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUESTIONS = [
-    "Who is the chancellor of the exchequer?",
-    "How much did Time Warner's profits rise?",
-    "What did the Football Association say about the referee?",
-    "Which mobile phone company launched a new handset?",
-    "When will the general election be held?",
-]
+sys.path.insert(0, str(ROOT))
+from bench.bench_server import QUESTIONS  # noqa: E402  (one question list for every benchmark)
 
 
 def one(index_dir: Path, question: str, encoder: str) -> tuple[float, float]:
