@@ -55,7 +55,11 @@ def _stub_fetcher() -> Fetcher:
 def api_schema(seed_index, tmp_path_factory) -> Iterator[schemathesis.BaseSchema]:
     index = tmp_path_factory.mktemp("fuzz") / "index"
     shutil.copytree(seed_index, index)
-    app = create_app(Settings(index_dir=index, api_key=KEY, rate_limit_per_minute=0))
+    # A busy machine must not turn into 503s for want of an answering slot: that
+    # limit has tests of its own (tests/test_limits.py).
+    app = create_app(
+        Settings(index_dir=index, api_key=KEY, rate_limit_per_minute=0, queue_timeout=120)
+    )
     app.dependency_overrides[get_fetcher] = _stub_fetcher
     with TestClient(app):  # runs the lifespan: the Answerer is built and warmed
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
