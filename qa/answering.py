@@ -129,7 +129,3 @@ class Answerer:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
-
-
-def answer_question(settings: Settings, question: str, k: int | None = None) -> Answer:
-    return Answerer(settings).ask(question, k)

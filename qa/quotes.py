@@ -33,7 +33,7 @@ import numpy as np
 from qa.encoder import DIM
 from qa.models import ArticleRef, Quote
 from qa.retrieval import Passages
-from qa.store import SentenceHit, Snapshot
+from qa.store import Snapshot, SpanRow
 from qa.terms import terms
 
 PASSAGES_KEPT = 8  # every sentence of these passages is a candidate
@@ -69,7 +69,7 @@ class ScoreModel:
 
 @dataclass
 class Candidate:
-    hit: SentenceHit
+    hit: SpanRow
     article: ArticleRef
     article_text: str
     features: np.ndarray = field(default_factory=lambda: np.zeros(len(FEATURES)))
@@ -214,7 +214,7 @@ class QuoteSelector:
         def share(words: set[str]) -> float:
             return sum(v for t, v in idf.items() if t in words) / total
 
-        def window(s: SentenceHit) -> set[str]:
+        def window(s: SpanRow) -> set[str]:
             near = (neighbours.get(j) for j in (s.id - 1, s.id, s.id + 1))
             return set().union(
                 *(
@@ -320,16 +320,14 @@ def _idf(n_chunks: int, df: dict[str, int], qterms: list[str]) -> dict[str, floa
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in set(qterms)}
 
 
-def _neighbours(snap: Snapshot, sents: list[SentenceHit]) -> dict[int, SentenceHit]:
+def _neighbours(snap: Snapshot, sents: list[SpanRow]) -> dict[int, SpanRow]:
     """The candidates and the sentences either side of them. Sentence ids are
     consecutive within an article, so neighbours are id ± 1 (checked by article)."""
     wanted = sorted({i for s in sents for i in (s.id - 1, s.id, s.id + 1)})
     return {h.id: h for h in snap.sentences_by_id(wanted)}
 
 
-def _window_vectors(
-    snap: Snapshot, sents: list[SentenceHit], rows: dict[int, SentenceHit]
-) -> np.ndarray:
+def _window_vectors(snap: Snapshot, sents: list[SpanRow], rows: dict[int, SpanRow]) -> np.ndarray:
     """Each sentence's vector plus half its neighbours' in the same article, normalised."""
     ids = sorted(rows)
     vecs = dict(zip(ids, snap.sentence_vectors(ids), strict=True))

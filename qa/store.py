@@ -112,7 +112,9 @@ class ChunkRecord:
 
 
 @dataclass(frozen=True)
-class SentenceHit:
+class SpanRow:
+    """A stored sentence (or, from `chunks_by_id`, a chunk: then chunk_id == id)."""
+
     id: int
     chunk_id: int
     article_id: str
@@ -347,13 +349,13 @@ class Snapshot:
         return self.chunk_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     # -- metadata -------------------------------------------------------------
-    def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SentenceHit]:
+    def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
         return self._sentences("chunk_id", chunk_ids)
 
-    def sentences_by_id(self, ids: Sequence[int]) -> list[SentenceHit]:
+    def sentences_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
         return self._sentences("id", ids)
 
-    def _sentences(self, column: str, values: Sequence[int]) -> list[SentenceHit]:
+    def _sentences(self, column: str, values: Sequence[int]) -> list[SpanRow]:
         if not values:
             return []
         marks = ",".join("?" * len(values))
@@ -363,9 +365,9 @@ class Snapshot:
                 f"WHERE {column} IN ({marks}) ORDER BY id",
                 [int(v) for v in values],
             ).fetchall()
-        return [SentenceHit(*r) for r in rows]
+        return [SpanRow(*r) for r in rows]
 
-    def chunks_by_id(self, ids: Sequence[int]) -> list[SentenceHit]:
+    def chunks_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
         """Chunks in the order asked, as spans (id, chunk_id=id, article, start, end)."""
         if not ids:
             return []
@@ -375,7 +377,7 @@ class Snapshot:
                 f'SELECT id, id, article_id, start, "end" FROM chunks WHERE id IN ({marks})',  # nosec B608
                 [int(i) for i in ids],
             ).fetchall()
-        by_id = {r[0]: SentenceHit(*r) for r in rows}
+        by_id = {r[0]: SpanRow(*r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
@@ -455,9 +457,6 @@ class Writer:
             "SELECT id FROM articles WHERE content_hash = ? LIMIT 1", (content_hash,)
         ).fetchone()
         return r[0] if r else None
-
-    def article_ids(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id")]
 
     # -- changes ----------------------------------------------------------------
     def remove(self, article_id: str) -> bool:
