@@ -17,6 +17,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -557,6 +558,42 @@ def _read_squad(data: dict, origin: str) -> list[SourceArticle]:
 # --------------------------------------------------------------------------- API
 
 
+def _check_suffix(where: Path, suffix: str) -> None:
+    if suffix not in SUPPORTED_SUFFIXES:
+        kind = f"type {suffix}" if suffix else "type (no file extension)"
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        raise _fail(where, f"unsupported file {kind} (supported: {supported})")
+
+
+def _parse(
+    raw: str, suffix: str, where: Path, origin: str
+) -> tuple[list[SourceArticle], list[str]]:
+    """Decoded text → articles by format. `where` names the source in messages and
+    derived titles (a path, or an upload's display name); `origin` keys ids."""
+    problems: list[str] = []
+    if suffix == ".txt":
+        articles = [_read_txt(raw, where, origin)]
+    elif suffix in (".md", ".markdown"):
+        articles = [_read_markdown(raw, where, origin, problems)]
+    elif suffix in (".html", ".htm"):
+        from qa.html_text import extract_html  # lxml/trafilatura load only when needed
+
+        # Extracted under `where` (its messages and fallback title), then re-keyed.
+        articles = [replace(extract_html(raw, str(where)), origin=origin)]
+    elif suffix == ".jsonl":
+        articles = _read_jsonl(raw, where, origin, problems)
+    else:
+        articles = _read_json(raw, where, origin, problems)
+
+    articles = [a for a in articles if a.text]
+    if not articles:
+        reason = problems[0].removeprefix(f"{where}: ") if problems else "no article text found"
+        extra = len(problems) - 1
+        more = f" (and {extra} more problem{'s' * (extra > 1)})" if extra else ""
+        raise _fail(where, f"no readable article: {reason}{more}")
+    return articles, problems
+
+
 def read_file(path: Path | str) -> tuple[list[SourceArticle], list[str]]:
     """Read one file into its articles, plus one-line problems about skipped parts.
 
@@ -575,43 +612,12 @@ def read_file(path: Path | str) -> tuple[list[SourceArticle], list[str]]:
         raise _fail(
             path, "is a directory" if listable else "cannot list directory: permission denied"
         )
-    if suffix not in SUPPORTED_SUFFIXES:
-        kind = f"type {suffix}" if suffix else "type (no file extension)"
-        raise _fail(
-            path,
-            f"unsupported file {kind} (supported: {', '.join(SUPPORTED_SUFFIXES)})",
-        )
+    _check_suffix(path, suffix)
 
     raw = _decode(_read_bytes(path), path)
     if not raw.strip():
         raise _fail(path, "file contains only whitespace")
-    origin = str(path.resolve())
-    problems: list[str] = []
-
-    if suffix == ".txt":
-        articles = [_read_txt(raw, path, origin)]
-    elif suffix in (".md", ".markdown"):
-        articles = [_read_markdown(raw, path, origin, problems)]
-    elif suffix in (".html", ".htm"):
-        from qa.html_text import extract_html  # lxml/trafilatura load only when needed
-
-        try:
-            articles = [extract_html(raw, origin)]
-        except UnreadableFile as exc:
-            # Re-word with the path as the caller gave it.
-            raise _fail(path, exc.message.removeprefix(f"{origin}: ")) from None
-    elif suffix == ".jsonl":
-        articles = _read_jsonl(raw, path, origin, problems)
-    else:
-        articles = _read_json(raw, path, origin, problems)
-
-    articles = [a for a in articles if a.text]
-    if not articles:
-        reason = problems[0].removeprefix(f"{path}: ") if problems else "no article text found"
-        extra = len(problems) - 1
-        more = f" (and {extra} more problem{'s' * (extra > 1)})" if extra else ""
-        raise _fail(path, f"no readable article: {reason}{more}")
-    return articles, problems
+    return _parse(raw, suffix, path, str(path.resolve()))
 
 
 def read_articles(path: Path | str) -> list[SourceArticle]:
@@ -650,36 +656,13 @@ def read_upload(
     display = Path(name)  # for messages and derived titles only; never opened
     origin = origin or f"upload:{name}"
     suffix = display.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        kind = f"type {suffix}" if suffix else "type (no file extension)"
-        supported = ", ".join(SUPPORTED_SUFFIXES)
-        raise _fail(display, f"unsupported file {kind} (supported: {supported})")
+    _check_suffix(display, suffix)
     if len(data) > MAX_FILE_BYTES:
         raise _fail(display, f"file too large ({len(data) / 1e6:.1f} MB; the limit is 20 MB)")
     raw = _decode(data, display)
     if not raw.strip():
         raise _fail(display, "file contains only whitespace")
-    problems: list[str] = []
-    if suffix == ".txt":
-        articles = [_read_txt(raw, display, origin)]
-    elif suffix in (".md", ".markdown"):
-        articles = [_read_markdown(raw, display, origin, problems)]
-    elif suffix in (".html", ".htm"):
-        from dataclasses import replace
-
-        from qa.html_text import extract_html
-
-        # Extract under the display name (its fallback title), then give the real origin.
-        articles = [replace(extract_html(raw, name), origin=origin)]
-    elif suffix == ".jsonl":
-        articles = _read_jsonl(raw, display, origin, problems)
-    else:
-        articles = _read_json(raw, display, origin, problems)
-    articles = [a for a in articles if a.text]
-    if not articles:
-        reason = problems[0].removeprefix(f"{display}: ") if problems else "no article text found"
-        raise _fail(display, f"no readable article: {reason}")
-    return articles, problems
+    return _parse(raw, suffix, display, origin)
 
 
 def read_object(obj: Any, origin: str, where: str) -> tuple[SourceArticle, list[str]]:
