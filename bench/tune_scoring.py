@@ -5,11 +5,11 @@
 INDEX_A holds the question set's articles plus distractors (the XQuAD dev
 articles + all BBC articles); INDEX_B only the distractors (BBC alone), so
 every question asked of it should be refused. The script gathers every
-candidate sentence's features once, fits the weights (a sentence is a positive
-when it lies in the question's own article and contains a gold answer), and
-checks them with 2-fold cross-validation split by article, so the figures
-printed are for articles the weights did not see. Then it picks the smallest
-threshold that refuses at least --abstain of the INDEX_B questions.
+candidate sentence's features once, then searches the weights coordinate by
+coordinate for the best top-1 (and top-3) accuracy at the threshold that
+refuses --abstain of the INDEX_B questions, checked with 2-fold
+cross-validation split by article, so the figures printed are for articles the
+weights did not see. `--try W,W,...` reports on given weights instead.
 
 Nothing here runs at query time: paste the printed weights into
 qa/quotes.py (ScoreModel) and the threshold into qa/settings.py (min_score).
@@ -26,71 +26,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qa.answering import Answerer
-from qa.evaluation import _contains, load_questions
+from qa.evaluation import contains_answer, load_questions
 from qa.quotes import FEATURES, ScoreModel
 from qa.settings import Settings
-from qa.terms import terms
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def gather(answerer: Answerer, questions, with_labels: bool):
+def gather(answerer: Answerer, questions):
+    """Per question: its candidates' features and their texts, computed once."""
     rows = []
     for item in questions:
         q, _ = answerer.validate(item.question, None)
         candidates, _ = answerer.analyse(q)
         width = len(FEATURES)
         feats = np.stack([c.features for c in candidates]) if candidates else np.zeros((0, width))
-        labels = np.array(
-            [
-                with_labels
-                and c.article.title == item.article_title
-                and _contains(c.text, item.answers)
-                for c in candidates
-            ],
-            dtype=bool,
-        )
         texts = [" ".join(c.text.split()).lower() for c in candidates]
-        rows.append((item, feats, labels, texts))
+        rows.append((item, feats, texts))
     return rows
-
-
-def fit(rows, l2: float = 1e-3, steps: int = 3000, lr: float = 0.5) -> ScoreModel:
-    x = np.concatenate([r[1] for r in rows])
-    y = np.concatenate([r[2] for r in rows]).astype(float)
-    # Balance: each question weighs the same, positives and negatives halves.
-    w_row = np.concatenate(
-        [np.where(r[2], 0.5 / max(r[2].sum(), 1), 0.5 / max((~r[2]).sum(), 1)) for r in rows]
-    )
-    w_row /= w_row.sum()
-    w = np.zeros(x.shape[1])
-    b = 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(x @ w + b)))
-        g = (p - y) * w_row
-        w -= lr * (x.T @ g + l2 * w)
-        b -= lr * g.sum()
-    return ScoreModel(tuple(round(float(v), 3) for v in w), round(float(b), 3))
-
-
-def fit_listwise(
-    rows, l2: float = 1e-2, steps: int = 1500, lr: float = 0.5, bias: float = -5.0
-) -> ScoreModel:
-    """Weights that put a right sentence first: softmax over each question's
-    candidates, maximising the probability of its right ones. The bias does not
-    change the ranking; it places the scale so the threshold sits mid-range."""
-    data = [(r[1], r[2]) for r in rows if r[2].any()]
-    w = np.array(ScoreModel().weights, dtype=float)
-    for _ in range(steps):
-        grad = l2 * w
-        for x, y in data:
-            z = x @ w
-            p = np.exp(z - z.max())
-            p /= p.sum()
-            p_pos = p * y
-            grad += (x.T @ p - x.T @ p_pos / p_pos.sum()) / len(data)
-        w -= lr * grad
-    return ScoreModel(tuple(round(float(v), 3) for v in w), bias)
 
 
 def objective(rows_a, rows_b, model: ScoreModel, abstain: float) -> float:
@@ -134,7 +87,7 @@ def fit_search(
 def top_scores(rows, model: ScoreModel):
     """Per question: best score, whether the best distinct quote is right, any of top 3."""
     out = []
-    for item, feats, _labels, texts in rows:
+    for item, feats, texts in rows:
         if len(feats) == 0:
             out.append((0.0, False, False))
             continue
@@ -147,7 +100,7 @@ def top_scores(rows, model: ScoreModel):
                 picked.append(i)
             if len(picked) == 3:
                 break
-        right = [_contains(texts[i], item.answers) for i in picked]
+        right = [contains_answer(texts[i], item.answers) for i in picked]
         out.append((float(scores[order[0]]), right[0], any(right)))
     return out
 
@@ -189,8 +142,8 @@ def main() -> None:
     args = ap.parse_args()
 
     questions = load_questions(args.questions)
-    rows_a = gather(Answerer(Settings(index_dir=args.answerable)), questions, True)
-    rows_b = gather(Answerer(Settings(index_dir=args.distractors)), questions, False)
+    rows_a = gather(Answerer(Settings(index_dir=args.answerable)), questions)
+    rows_b = gather(Answerer(Settings(index_dir=args.distractors)), questions)
     print(f"{len(questions)} questions; features {FEATURES}")
 
     current = ScoreModel()
@@ -229,7 +182,6 @@ def main() -> None:
     t = pick_threshold(rows_b, model, args.abstain)
     report("all, search", rows_a, rows_b, model, t)
     print(f"ScoreModel(weights={model.weights}, bias={model.bias})  min_score={t:.3f}")
-    _ = terms  # the same term analysis as queries; imported to fail early if missing
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def _contains(text: str, answers: tuple[str, ...]) -> bool:
+def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
     t = _norm(text)
     return any(_norm(a) in t for a in answers)
 
@@ -103,13 +103,13 @@ def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> E
             continue
         answered.append(answer.answered)
         quotes = [q.text for q in answer.quotes]
-        top1.append(bool(quotes) and _contains(quotes[0], item.answers))
-        top3.append(any(_contains(q, item.answers) for q in quotes[:3]))
+        top1.append(bool(quotes) and contains_answer(quotes[0], item.answers))
+        top3.append(any(contains_answer(q, item.answers) for q in quotes[:3]))
         hit = False
         for article_id, start, end in answerer.passages(item.question, 5):
             if article_id not in texts:
                 texts[article_id] = snap.article(article_id).text
-            hit = hit or _contains(texts[article_id][start:end], item.answers)
+            hit = hit or contains_answer(texts[article_id][start:end], item.answers)
         recall.append(hit)
         if not top1[-1]:
             misses.append(
