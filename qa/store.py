@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,14 +185,16 @@ class IndexStore:
             except BlockingIOError as exc:
                 raise IndexBusy(f"another process is writing the index at {self.root}") from exc
             base = None if fresh else self.current_version()
-            if base is not None:
-                Snapshot(self.versions_dir / base, self.chunker).close()  # validates it
             self.versions_dir.mkdir(exist_ok=True)
             new_name = self._next_version_name()
             work = self.versions_dir / (new_name + ".tmp")
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
+            try:  # copying the live version also checks it: a damaged one is not built on
+                writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
             writer.changed = fresh  # a rebuild publishes even when it holds nothing
             try:
                 yield writer
@@ -271,6 +274,26 @@ def _check_manifest(folder: Path, chunker: ChunkerSettings) -> dict:
     return manifest
 
 
+def _load_vectors(folder: Path, db: sqlite3.Connection) -> tuple[Any, Any, int, int]:
+    """A version's FAISS indexes, checked against its metadata rows: a version whose
+    vector and row counts differ is corrupt, whoever opens it (reader or writer)."""
+    faiss = _faiss()
+    try:
+        n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        n_sents = db.execute("SELECT count(*) FROM sentences").fetchone()[0]
+        chunk_index = faiss.read_index(str(folder / "chunks.faiss"))
+        sentence_index = faiss.read_index(str(folder / "sentences.faiss"))
+    except (sqlite3.Error, RuntimeError, OSError) as exc:
+        raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
+    if chunk_index.ntotal != n_chunks or sentence_index.ntotal != n_sents:
+        raise IndexCorrupt(
+            f"index version {folder} is inconsistent: {chunk_index.ntotal} chunk vectors "
+            f"for {n_chunks} chunks, {sentence_index.ntotal} sentence vectors for "
+            f"{n_sents} sentences"
+        )
+    return chunk_index, sentence_index, n_chunks, n_sents
+
+
 class Snapshot:
     """One version of the index, read-only, safe to share between threads."""
 
@@ -278,24 +301,14 @@ class Snapshot:
         self.folder = folder
         self.version = folder.name
         self.manifest = _check_manifest(folder, chunker)
-        faiss = _faiss()
         try:
             uri = f"file:{folder / 'store.sqlite'}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
-            n_chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            n_sents = self._db.execute("SELECT count(*) FROM sentences").fetchone()[0]
             self.n_articles = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
-            self.chunk_index = faiss.read_index(str(folder / "chunks.faiss"))
-            self.sentence_index = faiss.read_index(str(folder / "sentences.faiss"))
-        except (sqlite3.Error, RuntimeError, OSError) as exc:
+        except sqlite3.Error as exc:
             raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
-        if self.chunk_index.ntotal != n_chunks or self.sentence_index.ntotal != n_sents:
-            raise IndexCorrupt(
-                f"index version {folder} is inconsistent: {self.chunk_index.ntotal} chunk vectors "
-                f"for {n_chunks} chunks, {self.sentence_index.ntotal} sentence vectors for "
-                f"{n_sents} sentences"
-            )
+        self.chunk_index, self.sentence_index, n_chunks, n_sents = _load_vectors(folder, self._db)
         self.n_chunks = n_chunks
         self.n_sentences = n_sents
         self._lock = threading.Lock()
@@ -428,13 +441,16 @@ class Writer:
         self._faiss = faiss
         db_path = work / "store.sqlite"
         if base is not None:
-            src = sqlite3.connect(f"file:{base / 'store.sqlite'}?mode=ro", uri=True)
+            self.manifest = _check_manifest(base, chunker)
             self.db = sqlite3.connect(db_path)
-            src.backup(self.db)
-            src.close()
-            self.chunk_index = faiss.read_index(str(base / "chunks.faiss"))
-            self.sentence_index = faiss.read_index(str(base / "sentences.faiss"))
-            self.manifest = json.loads((base / "manifest.json").read_text())
+            try:
+                src = sqlite3.connect(f"file:{base / 'store.sqlite'}?mode=ro", uri=True)
+                src.backup(self.db)
+                src.close()
+            except sqlite3.Error as exc:
+                self.db.close()
+                raise IndexCorrupt(f"index version {base} cannot be read: {exc}") from exc
+            self.chunk_index, self.sentence_index, _, _ = _load_vectors(base, self.db)
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
