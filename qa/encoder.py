@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -69,7 +69,17 @@ def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, int(os.environ.get("QA_THREADS", "0")) or 2))
 
 
-class OnnxEncoder:
+class _WordPieces:
+    """Token counting with the model's own tokenizer, the same for both encoders."""
+
+    tokenizer: Any
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encs]
+
+
+class OnnxEncoder(_WordPieces):
     """MiniLM as an ONNX graph; no torch on this path."""
 
     kind = "onnx"
@@ -89,10 +99,6 @@ class OnnxEncoder:
             str(folder / meta["onnx_file"]), opts, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self.session.get_inputs()}
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encs]
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -117,7 +123,7 @@ class OnnxEncoder:
         return out
 
 
-class TorchEncoder:
+class TorchEncoder(_WordPieces):
     """sentence-transformers on the packaged weights (imports torch: slow start)."""
 
     kind = "torch"
@@ -128,10 +134,6 @@ class TorchEncoder:
         path = model_path or packaged_model_path()
         self.model = SentenceTransformer(str(path), device="cpu")
         self.tokenizer = _load_tokenizer(path / "tokenizer.json")
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encs = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encs]
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
