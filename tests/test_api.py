@@ -125,10 +125,21 @@ def test_openapi_describes_every_contract_route(client):
         {"question": "What is K-SPACE?", "k": 0},
         {"question": "What is K-SPACE?", "k": 21},
         {"question": "What is K-SPACE?", "k": "many"},
+        {"question": "What is K-SPACE?", "k": True},
         {"question": ["not", "a", "string"]},
         ["What is K-SPACE?"],
     ],
-    ids=["empty", "blank", "missing", "k0", "k21", "k-text", "question-list", "array-body"],
+    ids=[
+        "empty",
+        "blank",
+        "missing",
+        "k0",
+        "k21",
+        "k-text",
+        "k-bool",
+        "question-list",
+        "array-body",
+    ],
 )
 def test_invalid_post_bodies_are_422_json(client, body):
     assert_error(client.post("/api/ask", json=body), 422, "invalid_input")

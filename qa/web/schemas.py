@@ -26,7 +26,8 @@ class AskRequest(BaseModel):
         # Documented, not enforced here: the Answerer's own check says what is wrong.
         json_schema_extra={"minLength": 1},
     )
-    k: int | None = Field(
+    # Strict: JSON `true` is not the number 1 (lax mode would quietly take it as k=1).
+    k: StrictInt | None = Field(
         None, ge=1, le=20, description="How many quotes at most (default: the server's k)."
     )
 
