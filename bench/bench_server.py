@@ -1,11 +1,16 @@
 """The HTTP API under load, and the server's memory, over a given index.
 
     python bench/bench_server.py --index-dir INDEX [--clients 8] [--requests 2000]
+        [--rate R] [--no-cache] [--questions repeated|distinct] [--out NAME]
 
 Starts `qa serve` on a free 127.0.0.1 port, reads its resident memory after
 start-up and again after the load, then sends POST /api/ask from N concurrent
 clients (bench/load.py) and prints answers/s, p50, p95, p99 and errors.
-Writes bench/out/server.json.
+Without --rate each client asks again as soon as it is answered (saturation);
+with --rate R requests are due at R/s in all and timed from when they were due.
+Questions: "repeated" cycles through 10 news questions (what the answer cache
+is for); "distinct" adds the 632 XQuAD questions, so few repeat.
+Writes bench/out/NAME.json (default server.json).
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ QUESTIONS = [
 ]
 
 
+def distinct_questions() -> list[str]:
+    squad = json.loads((ROOT.parent / "shared" / "eval" / "xquad-en-dev.json").read_text())
+    asked = [q["question"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]]
+    return QUESTIONS + asked
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +75,8 @@ def main() -> None:
         action="store_true",
         help="turn the answer cache off (QA_ANSWER_CACHE=0): every request is computed",
     )
+    ap.add_argument("--rate", type=float, help="fixed arrival rate (requests/s in all)")
+    ap.add_argument("--questions", choices=("repeated", "distinct"), default="repeated")
     ap.add_argument("--out", default="server", help="name of the JSON file in bench/out")
     args = ap.parse_args()
 
@@ -101,7 +114,10 @@ def main() -> None:
                 time.sleep(0.2)
         startup_s = time.perf_counter() - started
         rss_start = rss_mb(server.pid)
-        result = asyncio.run(run_load(base, QUESTIONS, args.clients, args.requests, args.seconds))
+        questions = QUESTIONS if args.questions == "repeated" else distinct_questions()
+        result = asyncio.run(
+            run_load(base, questions, args.clients, args.requests, args.seconds, rate=args.rate)
+        )
         rss_after = rss_mb(server.pid)
     finally:
         server.terminate()
@@ -115,6 +131,8 @@ def main() -> None:
         "rss_mb_after_load": round(rss_after, 1),
         "clients": args.clients,
         "answer_cache": not args.no_cache,
+        "questions": args.questions,
+        "distinct_questions": len(questions),
         "load": result.as_dict() if hasattr(result, "as_dict") else result.__dict__,
     }
     print(json.dumps(summary, indent=2))

@@ -9,7 +9,17 @@ errors; as a script it also writes bench/out/load.json. Only loopback URLs
 (127.0.0.1, localhost, ::1) are accepted: this is a benchmark, not a tool for
 loading someone else's server.
 
-As a module: `await run_load(base_url, questions, clients, total, seconds)`
+Two ways to load:
+- closed loop (default): each client sends its next request as soon as its
+  last one is answered, so the figure is the server's saturation throughput
+  and latency grows with the queue (8 clients → 8 requests always waiting);
+- fixed rate (`--rate R`): requests are due at R per second in all, spread
+  over the clients, whatever the server does (like wrk2). A request is timed
+  from when it was due, not when a free client sent it, so a slow server
+  cannot hide its queue by slowing the generator down. This is how "p50 at
+  100 answers/s" is measured.
+
+As a module: `await run_load(base_url, questions, clients, total, seconds, rate=None)`
 returns a `LoadResult`; `on_answer(question, sent_at, body)` (optional) sees
 every answer, e.g. to check what was cited after an index update, and
 `should_stop()` (optional) ends the run early, e.g. when a test's updates are done.
@@ -68,6 +78,7 @@ class LoadResult:
     """What a load run saw. `failed` counts 5xx answers and requests that got no answer."""
 
     clients: int
+    rate: float | None = None  # requests/s asked for; None: closed loop
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)  # every request that got a status
     statuses: Counter[int] = field(default_factory=Counter)
@@ -103,6 +114,7 @@ class LoadResult:
     def as_dict(self) -> dict:
         return {
             "clients": self.clients,
+            "rate": self.rate,
             "seconds": round(self.seconds, 2),
             "requests": self.requests,
             "answers": self.answers,
@@ -118,7 +130,9 @@ class LoadResult:
 
     def summary(self) -> str:
         return (
-            f"{self.requests} requests from {self.clients} clients in {self.seconds:.1f} s: "
+            f"{self.requests} requests from {self.clients} clients"
+            + (f" at {self.rate:g}/s" if self.rate else "")
+            + f" in {self.seconds:.1f} s: "
             f"{self.answers_per_s:.1f} answers/s, p50 {self.latency(50)} ms, "
             f"p95 {self.latency(95)} ms, p99 {self.latency(99)} ms, {self.failed} errors, "
             f"{self.rejected} rejected (4xx); statuses {dict(self.statuses)}"
@@ -137,9 +151,11 @@ async def run_load(
     on_answer: AnswerHook | None = None,
     should_stop: Callable[[], bool] | None = None,
     timeout: float = 60.0,
+    rate: float | None = None,
 ) -> LoadResult:
     """Ask `questions` round robin from `clients` workers: at most `total` requests,
-    none started after `seconds` (or once `should_stop()` is true)."""
+    none started after `seconds` (or once `should_stop()` is true); with `rate`,
+    request i is due at i / rate seconds after the start (see the module's doc)."""
     url = loopback_url(base_url) + "/api/ask"
     if not questions:
         raise ValueError("no questions to ask")
@@ -147,8 +163,10 @@ async def run_load(
         raise ValueError(f"clients must be between 1 and {MAX_CLIENTS}")
     if total < 1 or not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"total must be >= 1 and seconds in (0, {MAX_SECONDS:.0f}]")
+    if rate is not None and not 0 < rate <= 10_000:
+        raise ValueError("rate must be in (0, 10000] requests per second")
 
-    result = LoadResult(clients=clients)
+    result = LoadResult(clients=clients, rate=rate)
     next_request = 0
     started = time.monotonic()
     deadline = started + seconds
@@ -158,9 +176,14 @@ async def run_load(
         while next_request < total and time.monotonic() < deadline:
             if should_stop is not None and should_stop():
                 break
-            question = questions[next_request % len(questions)]
+            index = next_request
+            question = questions[index % len(questions)]
             next_request += 1  # one event loop: no lock needed between awaits
-            sent_at = time.monotonic()
+            if rate is None:
+                sent_at = time.monotonic()
+            else:
+                sent_at = started + index / rate  # due time: queueing counts as latency
+                await asyncio.sleep(max(0.0, sent_at - time.monotonic()))
             try:
                 response = await client.post(url, json={"question": question})
             except httpx.HTTPError as exc:
@@ -198,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients")
     ap.add_argument("--requests", type=int, default=2000, help="requests in all, at most")
     ap.add_argument("--seconds", type=float, default=120.0, help="time cap")
+    ap.add_argument("--rate", type=float, help="fixed arrival rate, requests/s in all")
     ap.add_argument("--questions", type=Path, help="questions file (lines or JSON lines)")
     ap.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
     ap.add_argument("--out", type=Path, default=OUT, help="where to write the JSON result")
@@ -211,7 +235,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         ap.error("--header takes 'Name: value'")
     headers = {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in args.header)}
     result = asyncio.run(
-        run_load(args.url, questions, args.clients, args.requests, args.seconds, headers=headers)
+        run_load(
+            args.url,
+            questions,
+            args.clients,
+            args.requests,
+            args.seconds,
+            headers=headers,
+            rate=args.rate,
+        )
     )
     print(result.summary())
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -229,16 +229,24 @@ class QuoteSelector:
             for h in neighbours.values()
             if h.article_id in texts
         }
-        chunk_terms: dict[int, float] = {}
+        # Chunks are whole sentences, and every sentence of these chunks is a
+        # candidate: a passage's terms are its sentences' terms plus its title's.
+        title_terms = {a: set(terms(ref.title)) for a, (ref, _) in texts.items()}
+        passage_words: dict[int, set[str]] = {}
+        for s in sents:
+            passage_words.setdefault(s.chunk_id, set(title_terms[s.article_id])).update(
+                sentence_terms[s.id]
+            )
+        chunk_terms = {cid: share(words) for cid, words in passage_words.items()}
         chunk_numbers: dict[int, set[str]] = {}
         out = []
         for s, cs, wc in zip(sents, sent_cos, windows.tolist(), strict=True):
             ref, text = texts[s.article_id]
-            if s.chunk_id not in chunk_terms:
+            if s.chunk_id not in chunk_numbers:
                 c = spans[s.chunk_id]
-                passage = ref.title + "\n" + text[c.start : c.end]
-                chunk_terms[s.chunk_id] = share(set(terms(passage)))
-                chunk_numbers[s.chunk_id] = set(_DIGITS.findall(passage))
+                chunk_numbers[s.chunk_id] = set(
+                    _DIGITS.findall(ref.title + "\n" + text[c.start : c.end])
+                )
             sentence = text[s.start : s.end]
             feats = np.array(
                 [

@@ -1,4 +1,8 @@
-"""Dependencies that hand routes what `create_app` set up (overridable in tests)."""
+"""Dependencies that hand routes what `create_app` set up (overridable in tests).
+
+They are `async def` because FastAPI runs a plain `def` dependency in the thread
+pool: two thread hops per question for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -14,28 +18,28 @@ from qa.web.history import TurnSeal
 from qa.web.limits import AnswerSlots
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_answerer(request: Request) -> Answerer:
+async def get_answerer(request: Request) -> Answerer:
     """The one Answerer built (and warmed) in the app's lifespan."""
     return request.app.state.answerer
 
 
-def get_templates(request: Request) -> Jinja2Templates:
+async def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
 
 
-def get_seal(request: Request) -> TurnSeal:
+async def get_seal(request: Request) -> TurnSeal:
     return request.app.state.seal
 
 
-def get_answer_slots(request: Request) -> AnswerSlots:
+async def get_answer_slots(request: Request) -> AnswerSlots:
     return request.app.state.answer_slots
 
 
-def get_fetcher(request: Request) -> Fetcher:
+async def get_fetcher(request: Request) -> Fetcher:
     """Fetches pages for `POST /api/articles {"url"}` (tests override it: no network)."""
     settings: Settings = request.app.state.settings
     return Fetcher(max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout)
