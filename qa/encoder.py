@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess  # nosec B404 - runs this package, never user input
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,13 +168,26 @@ def export_onnx_encoder(dest: Path, quantize: bool | None = None) -> Path:
     int8 (dynamic quantisation, no calibration data) where the CPU has the
     AVX-512 VNNI instructions it is tuned for, fp32 otherwise. Written into a
     temporary sibling and renamed, so a crash leaves no half-made encoder.
-    Needs torch and optimum once; queries later need neither.
+
+    The export needs torch, which costs ~0.8 GB of memory that is never given
+    back: it runs in a child process, so an indexing run that starts by
+    exporting stays as small as one that finds the encoder already there.
     """
+    quantize = _cpu_supports_vnni() if quantize is None else quantize
+    cmd = [sys.executable, "-m", "qa.encoder", str(dest), "--int8" if quantize else "--fp32"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # nosec B603
+    if done.returncode != 0 or not has_onnx_encoder(dest):
+        lines = (done.stderr or done.stdout or "no output").strip().splitlines()
+        raise EncoderUnavailable(f"cannot export the ONNX encoder: {lines[-1]}")
+    return dest
+
+
+def _export_here(dest: Path, quantize: bool) -> Path:
+    """The export itself (run by `python -m qa.encoder DEST --int8|--fp32`)."""
     try:
         from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
     except ImportError as exc:  # pragma: no cover - install problem
         raise EncoderUnavailable(f"cannot export the ONNX encoder: {exc}") from exc
-    quantize = _cpu_supports_vnni() if quantize is None else quantize
     src = packaged_model_path()
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".encoder-") as tmp:
@@ -219,3 +234,10 @@ def load_encoder(folder: Path | None, prefer: str = "auto") -> Encoder:
         except Exception as exc:  # corrupt graph or tokenizer file
             raise EncoderUnavailable(f"the index's encoder in {folder} cannot load: {exc}") from exc
     return TorchEncoder()
+
+
+if __name__ == "__main__":
+    # The child process of export_onnx_encoder: DEST, then --int8 or --fp32.
+    if len(sys.argv) != 3 or sys.argv[2] not in ("--int8", "--fp32"):
+        raise SystemExit("usage: python -m qa.encoder DEST --int8|--fp32")
+    _export_here(Path(sys.argv[1]), sys.argv[2] == "--int8")

@@ -6,12 +6,14 @@ Layout (see index/README.md):
       CURRENT            name of the live version, switched with os.replace
       LOCK               held (flock) by the one writer
       encoder/           ONNX copy of the model + tokenizer (immutable once written)
-      versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss
+      versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss,
+                         lexical.npz (BM25 postings derived from store.sqlite)
 
 A write copies the live version into a new folder, changes the copy, fsyncs
 it, then points CURRENT at it; a crash at any moment leaves the old version
 live and whole. Readers open one version and never see a mix. Nothing is
-pickled: metadata is SQLite, vectors are FAISS's own format, manifests JSON.
+pickled: metadata is SQLite, vectors are FAISS's own format, BM25 postings
+plain numpy arrays (no pickle), manifests JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from qa.errors import (
     IndexIncompatible,
     IndexMissing,
 )
+from qa.lexical import FILE as LEXICAL_FILE
+from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
 from qa.terms import TERMS_VERSION
 
@@ -65,7 +69,8 @@ CREATE TABLE sentences (
 );
 CREATE INDEX sentences_chunk ON sentences(chunk_id);
 CREATE INDEX sentences_article ON sentences(article_id);
--- Pre-stemmed terms (qa.terms) per chunk: BM25 ranking and document frequencies.
+-- Pre-stemmed terms (qa.terms) per chunk: the source of lexical.npz (BM25). chunk_vocab
+-- is no longer read; it stays so that versions keep one schema.
 CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row');
 """
@@ -294,6 +299,18 @@ def _load_vectors(folder: Path, db: sqlite3.Connection) -> tuple[Any, Any, int, 
     return chunk_index, sentence_index, n_chunks, n_sents
 
 
+def _load_lexical(folder: Path, db: sqlite3.Connection) -> LexicalIndex:
+    """The version's BM25 postings; built from its SQLite rows for a version
+    written before they were saved beside them."""
+    path = folder / LEXICAL_FILE
+    try:
+        if path.exists():
+            return LexicalIndex.load(path)
+        return LexicalIndex.build(db.execute("SELECT rowid, terms FROM chunk_terms"))
+    except (ValueError, OSError, KeyError, sqlite3.Error) as exc:
+        raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
+
+
 class Snapshot:
     """One version of the index, read-only, safe to share between threads."""
 
@@ -312,6 +329,7 @@ class Snapshot:
         self.n_chunks = n_chunks
         self.n_sentences = n_sents
         self._lock = threading.Lock()
+        self.lexical = _load_lexical(folder, self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -329,27 +347,12 @@ class Snapshot:
 
     def search_terms(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         """BM25 over chunk terms; higher is better."""
-        unique = sorted(set(query_terms))
-        if not unique:
-            return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in unique)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT rowid, -bm25(chunk_terms) FROM chunk_terms WHERE chunk_terms MATCH ? "
-                "ORDER BY bm25(chunk_terms) LIMIT ?",
-                (match, n),
-            ).fetchall()
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return self.lexical.search(query_terms, n)
 
     def doc_freqs(self, query_terms: Sequence[str]) -> dict[str, int]:
-        unique = sorted(set(query_terms))
-        if not unique:
-            return {}
-        marks = ",".join("?" * len(unique))
-        with self._lock:
-            sql = f"SELECT term, doc FROM chunk_vocab WHERE term IN ({marks})"  # nosec B608
-            rows = self._db.execute(sql, unique).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
+        """How many chunks hold each term (terms in none are left out)."""
+        found = {t: self.lexical.doc_freq(t) for t in set(query_terms)}
+        return {t: n for t, n in found.items() if n}
 
     def sentence_vectors(self, ids: Sequence[int]) -> np.ndarray:
         if not ids:
@@ -567,12 +570,15 @@ class Writer:
             t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # nosec B608
             for t in ("articles", "chunks", "sentences")
         }
+        lexical = LexicalIndex.build(self.db.execute("SELECT rowid, terms FROM chunk_terms"))
         self.db.close()
+        lexical.save(self.work / LEXICAL_FILE)
         self._faiss.write_index(self.chunk_index, str(self.work / "chunks.faiss"))
         self._faiss.write_index(self.sentence_index, str(self.work / "sentences.faiss"))
         self.manifest.update(counts=counts, updated=time.time())
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
-        for name in ("store.sqlite", "chunks.faiss", "sentences.faiss", "manifest.json"):
+        written = ("store.sqlite", "chunks.faiss", "sentences.faiss", LEXICAL_FILE, "manifest.json")
+        for name in written:
             _fsync_file(self.work / name)
         _fsync_dir(self.work)
 

@@ -12,6 +12,7 @@ from qa.errors import IndexCorrupt, IndexIncompatible, IndexMissing
 from qa.indexer import index_paths, remove_articles
 from qa.settings import Settings
 from qa.store import IndexStore
+from qa.terms import terms
 
 from .conftest import SAMPLES, SEED_DIR
 
@@ -167,3 +168,52 @@ def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir
     assert sorted(a.id for a in store.open().articles()) == before
     answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
     assert "Korea Superior Pharma-pipeline" in answer.quotes[0].text
+
+
+def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    version = store.versions_dir / store.current_version()
+    (version / "lexical.npz").write_bytes(b"garbage" * 100)
+    with pytest.raises(IndexCorrupt, match="cannot be read"):
+        Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    # The postings are derived from the SQLite rows, which are intact: a write
+    # rebuilds them instead of refusing.
+    index_paths([SAMPLES], store)
+    answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    assert answer.answered
+
+
+def test_bm25_in_memory_ranks_as_sqlite_fts5_does(index_dir):
+    """The postings replaced an FTS5 query; the same terms must rank the same chunks."""
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR, SAMPLES], store)
+    snap = store.open()
+    db = snap._db  # the version's own SQLite rows: FTS5's bm25 is the reference
+    questions = [
+        "What is K-SPACE?",
+        "How many business meetings did the Korea Pavilion hold?",
+        "Which companies signed contracts at the convention?",
+        "What does the association want the government to do?",
+    ]
+    for q in questions:
+        qterms = sorted(set(terms(q)))
+        match = " OR ".join(f'"{t}"' for t in qterms)
+        rows = db.execute(
+            "SELECT rowid, -bm25(chunk_terms) FROM chunk_terms WHERE chunk_terms MATCH ? "
+            "ORDER BY bm25(chunk_terms) LIMIT 10",
+            (match,),
+        ).fetchall()
+        ours = snap.search_terms(qterms, 10)
+        assert [c for c, _ in ours][:3] == [r[0] for r in rows][:3], q
+        assert ours[0][1] == pytest.approx(rows[0][1], rel=1e-4)
+
+
+def test_a_version_without_saved_postings_still_answers(index_dir):
+    """Versions written before lexical.npz existed build the postings when opened."""
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    version = store.versions_dir / store.current_version()
+    (version / "lexical.npz").unlink()
+    answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    assert answer.answered and "K-SPACE" in answer.quotes[0].text

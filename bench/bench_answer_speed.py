@@ -1,0 +1,113 @@
+"""Answer time of the full pipeline beside the plain one it replaced, same run.
+
+    python bench/bench_answer_speed.py --index-dir INDEX [QUESTIONS] [--repeat 3]
+
+"Before" is the plain approach the answer-quality work started from: the
+question's vector, the 5 nearest chunks in FAISS, and the sentence of those
+chunks closest to the question by cosine as the quote. "After" is
+`Answerer.ask` as shipped (dense + BM25 fusion, every sentence of the top
+passages scored by the logistic model, merging, threshold), with the answer
+cache off so every answer is computed. Both use the same loaded index and
+encoder and are timed question by question, alternating, so machine noise
+hits both alike. Prints median and p95 per path, the ratio of medians, and
+each path's top-quote accuracy on the same questions.
+Writes bench/out/answer_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qa.answering import Answerer  # noqa: E402
+from qa.evaluation import contains_answer, load_questions  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+from qa.store import Snapshot  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+PLAIN_PASSAGES = 5
+
+
+def plain_answer(answerer: Answerer, snap: Snapshot, question: str) -> str:
+    """Dense retrieval only, best sentence by cosine: the "before" pipeline."""
+    q, _ = answerer.validate(question, None)
+    qvec = answerer.encoder.embed([q])[0]
+    chunk_ids = [cid for cid, _ in snap.search_chunks(qvec, PLAIN_PASSAGES)]
+    sents = snap.sentences_of_chunks(chunk_ids)
+    if not sents:
+        return ""
+    cos = snap.sentence_vectors([s.id for s in sents]) @ qvec
+    best = sents[int(np.argmax(cos))]
+    _, text = snap.article_texts([best.article_id])[best.article_id]
+    return text[best.start : best.end]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="answer time, full vs plain pipeline")
+    ap.add_argument("questions", nargs="?", type=Path, default=SHARED / "eval/xquad-en-dev.json")
+    ap.add_argument("--index-dir", type=Path, required=True)
+    ap.add_argument("--repeat", type=int, default=3, help="passes over the questions")
+    args = ap.parse_args()
+
+    answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
+    snap = answerer.snapshot()
+    questions = load_questions(args.questions)
+    for item in questions[:20]:  # warm both paths (first-call costs, OS caches)
+        answerer.ask(item.question)
+        plain_answer(answerer, snap, item.question)
+
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    right = {"before": 0, "after": 0}
+    for n in range(args.repeat):
+        for i, item in enumerate(questions):
+            order = ("before", "after") if (i + n) % 2 == 0 else ("after", "before")
+            for name in order:
+                t = time.perf_counter()
+                if name == "before":
+                    quote = plain_answer(answerer, snap, item.question)
+                else:
+                    answer = answerer.ask(item.question)
+                    quote = answer.quotes[0].text if answer.quotes else ""
+                times[name].append((time.perf_counter() - t) * 1000)
+                if n == 0 and item.answers:
+                    right[name] += contains_answer(quote, item.answers)
+
+    answerable = sum(1 for item in questions if item.answers)
+    result = {
+        "index_dir": str(args.index_dir),
+        "questions": len(questions),
+        "repeat": args.repeat,
+        **{
+            name: {
+                "median_ms": round(statistics.median(v), 2),
+                "p95_ms": round(percentile(v, 95), 2),
+                "top_quote_accuracy": round(right[name] / answerable, 3) if answerable else None,
+            }
+            for name, v in times.items()
+        },
+    }
+    result["ratio_after_to_before"] = round(
+        result["after"]["median_ms"] / result["before"]["median_ms"], 2
+    )
+    print(json.dumps(result, indent=2))
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "answer_speed.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
