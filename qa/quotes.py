@@ -36,7 +36,7 @@ from qa.retrieval import Passages
 from qa.store import Snapshot, SpanRow
 from qa.terms import terms
 
-PASSAGES_KEPT = 8  # every sentence of these passages is a candidate
+PASSAGES_KEPT = 5  # every sentence of these passages is a candidate (8 gave no better top 1)
 MERGE_WITHIN = 4  # a neighbour joins a quote only if it is among the best candidates
 MERGE_RATIO = 0.5  # ... and scores at least this share of the quote's own score
 
@@ -136,40 +136,60 @@ def _superlatives(text: str) -> set[str]:
 _HOW_MANY = re.compile(r"\bhow (?:many|much)((?:\s+[\w'-]+){1,3})", re.I)
 
 
-def answer_type_signal(question: str, sentence: str) -> float:
-    """Does the sentence hold the kind of thing asked for? For "how many X" /
-    "how much X": +1 for a number next to X ("394 official business meetings"),
-    0.5 for a number elsewhere; for other number or date questions, and for
-    name questions, +1 when the sentence has one. -1 when it has none; 0 for
-    other questions."""
-    if _NUMERIC_Q.search(question):
-        if not _NUMBER.search(sentence):
-            return -1.0
-        unit = _HOW_MANY.search(question)
-        if unit is None:
-            return 1.0
+@dataclass(frozen=True)
+class QuestionCues:
+    """What a question asks for, worked out once and checked against each sentence."""
+
+    numeric: bool  # a number, amount or date ("how many", "when", "what year")
+    units: frozenset[str]  # for "how many X": the terms of X
+    name: bool  # a person, company, place ("who", "which country")
+    asked_names: frozenset[str]  # capitalised words the question already has
+    superlative: bool  # "the most", "the largest"...
+
+    @classmethod
+    def of(cls, question: str) -> QuestionCues:
+        numeric = bool(_NUMERIC_Q.search(question))
+        unit = _HOW_MANY.search(question) if numeric else None
         # The counted thing is among the next few words ("how many official
         # business meetings"); stop words ("did", "were") drop out in terms().
-        units = set(terms(unit.group(1)))
-        words = sentence.split()
-        for i, word in enumerate(words):
-            if units & set(terms(word)) and any(
-                _NUMBER.search(w) for w in words[max(0, i - 4) : i]
-            ):
+        units = frozenset(terms(unit.group(1))) if unit else frozenset()
+        return cls(
+            numeric=numeric,
+            units=units,
+            name=not numeric and bool(_NAME_Q.search(question)),
+            asked_names=frozenset(re.findall(r"[A-Z][a-z]+", question)),
+            superlative=bool(_superlatives(question)),
+        )
+
+    def answer_type(self, sentence: str) -> float:
+        """Does the sentence hold the kind of thing asked for? For "how many X" /
+        "how much X": +1 for a number next to X ("394 official business meetings"),
+        0.5 for a number elsewhere; for other number or date questions, and for
+        name questions, +1 when the sentence has one. -1 when it has none; 0 for
+        other questions."""
+        if self.numeric:
+            if not _NUMBER.search(sentence):
+                return -1.0
+            if not self.units:
                 return 1.0
-        return 0.5
-    if _NAME_Q.search(question):
-        asked = set(re.findall(r"[A-Z][a-z]+", question))
-        return 1.0 if {m.group() for m in _NAME.finditer(sentence)} - asked else -1.0
-    return 0.0
-
-
-def superlative_signal(question: str, sentence: str) -> float:
-    """+1 when a question about "the most", "the largest"... meets a sentence with a
-    superlative of its own, -1 when the sentence has none, 0 for other questions."""
-    if not _superlatives(question):
+            words = sentence.split()
+            for i, word in enumerate(words):
+                if self.units & set(terms(word)) and any(
+                    _NUMBER.search(w) for w in words[max(0, i - 4) : i]
+                ):
+                    return 1.0
+            return 0.5
+        if self.name:
+            names = {m.group() for m in _NAME.finditer(sentence)}
+            return 1.0 if names - self.asked_names else -1.0
         return 0.0
-    return 1.0 if _superlatives(sentence) else -1.0
+
+    def superlative_match(self, sentence: str) -> float:
+        """+1 when a question about "the most", "the largest"... meets a sentence with
+        a superlative of its own, -1 when the sentence has none, 0 for other questions."""
+        if not self.superlative:
+            return 0.0
+        return 1.0 if _superlatives(sentence) else -1.0
 
 
 class QuoteSelector:
@@ -208,6 +228,7 @@ class QuoteSelector:
         idf = _idf(snap.n_chunks, df, qterms)
         total = sum(idf.values()) or 1.0
         numbers = set(_DIGITS.findall(question))
+        cues = QuestionCues.of(question)
         neighbours = _neighbours(snap, sents)
         windows = _window_vectors(snap, sents, neighbours) @ qvec
 
@@ -255,11 +276,11 @@ class QuoteSelector:
                     share(sentence_terms[s.id]),
                     chunk_terms[s.chunk_id],
                     1.0 / (1.0 + rank[s.chunk_id]) if s.chunk_id in rank else 0.0,
-                    answer_type_signal(question, sentence),
+                    cues.answer_type(sentence),
                     wc,
                     share(window(s)),
                     1.0 if numbers - chunk_numbers[s.chunk_id] else 0.0,
-                    superlative_signal(question, sentence),
+                    cues.superlative_match(sentence),
                 ]
             )
             out.append(Candidate(s, ref, text, feats))
