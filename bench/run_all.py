@@ -7,6 +7,7 @@ folder, then runs, one after the other on this machine:
   bench_index.py   indexing throughput, project path vs sentence-transformers fp32
   bench_ask.py     cold `qa ask` in a new process, ONNX vs torch encoder
   bench_server.py  POST /api/ask under 8 concurrent clients, server RSS
+  bench_answer_speed.py  answer time of the full pipeline beside the plain one
   qa eval          answer quality on the seed and XQuAD questions
 and folds the figures into bench/RESULTS.md (machine, date, commands).
 The throughput ratio uses the first 2,000 chunks (500 with --quick, which also
@@ -87,28 +88,28 @@ def main() -> None:
         )
         run("bench/bench_ask.py", "--index-dir", str(bbc), "--runs", "4" if args.quick else "10")
         requests = "500" if args.quick else "2000"
-        run("bench/bench_server.py", "--index-dir", str(bbc), "--requests", requests)
+        server_runs = {
+            # The answer cache's case: a few popular questions, asked again and again.
+            "server": ["--questions", "repeated"],
+            # Every answer computed: saturation (closed loop), then the target load
+            # (100 answers/s due from 8 clients), then one client alone.
+            "server-nocache": ["--no-cache", "--questions", "distinct"],
+            "server-rate100": ["--no-cache", "--questions", "distinct", "--rate", "100"],
+            "server-1client": ["--no-cache", "--questions", "distinct", "--clients", "1"],
+        }
+        counts = {"server-rate100": "1000" if args.quick else "3000", "server-1client": "300"}
+        for name, extra in server_runs.items():
+            count = counts.get(name, requests)
+            run(
+                "bench/bench_server.py",
+                *("--index-dir", str(bbc), "--requests", count, *extra, "--out", name),
+            )
         run(
-            "bench/bench_server.py",
+            "bench/bench_answer_speed.py",
             "--index-dir",
-            str(bbc),
-            "--requests",
-            requests,
-            "--no-cache",
-            "--out",
-            "server-nocache",
-        )
-        run(
-            "bench/bench_server.py",
-            "--index-dir",
-            str(bbc),
-            "--clients",
-            "1",
-            "--requests",
-            "300",
-            "--no-cache",
-            "--out",
-            "server-1client",
+            str(xq),
+            "--repeat",
+            "1" if args.quick else "3",
         )
         quality = {
             "xquad_with_bbc": json.loads(
