@@ -96,7 +96,9 @@ class OnnxEncoder(_WordPieces):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or _threads()
         opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # EXTENDED, not ALL: the layout rewrites ALL adds cost this quantised graph
+        # 7-14% of its speed here (same vectors either way).
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         self.session = ort.InferenceSession(
             str(folder / meta["onnx_file"]), opts, providers=["CPUExecutionProvider"]
         )
