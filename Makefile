@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 INDEX_DIR ?= index
 SAMPLES := samples/articles
 
-.PHONY: install browser run ask test test-all lint format bench clean-index
+.PHONY: install browser run ask test test-all lint format bench screenshots clean-index
 
 # torch==2.13.0 is the CPU build on this machine's disk; asked for first so
 # sentence-transformers never pulls the multi-GB CUDA build.
@@ -44,6 +44,10 @@ format:
 
 bench: install
 	$(PY) bench/run_all.py
+
+# Refresh the committed screenshots (tests otherwise write them to a scratch folder).
+screenshots: install browser
+	QA_SCREENSHOTS=bench/screenshots $(PY) -m pytest tests/test_browser.py -k screenshot
 
 clean-index:
 	rm -rf $(INDEX_DIR)/CURRENT $(INDEX_DIR)/LOCK $(INDEX_DIR)/versions $(INDEX_DIR)/encoder

@@ -322,7 +322,7 @@ def test_hostile_articles_are_shown_as_text_and_never_run(server, site, context)
 
 
 def test_screenshots_of_the_chat(server, browser):
-    """Phone and desktop screenshots for a human to check (bench/screenshots/)."""
+    """Phone and desktop screenshots for a human to check (`make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, viewport, scale in (
         ("chat-k-space.png", {"width": 375, "height": 740}, 2),
