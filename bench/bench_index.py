@@ -52,24 +52,36 @@ def chunk_inputs(corpus: Path, encoder, limit: int | None) -> list[str]:
     return inputs
 
 
+# Runs `qa index` and reports the process's own high-water mark as it exits.
+# (wait4's ru_maxrss would not do: a forked child starts with this benchmark's
+# RSS, torch included, as its peak.)
+_INDEX_WITH_PEAK = """
+import atexit, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("peak_kb", line.split()[1], file=sys.stderr)
+atexit.register(peak)
+from qa.cli import main
+sys.argv[0] = "qa"
+main()
+"""
+
+
 def run_index(paths: list[str], index_dir: Path) -> tuple[float, float, str]:
     """`qa index PATHS` in a new process: wall seconds, its own peak RSS (MB), its output."""
     t = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qa", "index", *paths, "--index-dir", str(index_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    run = subprocess.run(
+        [sys.executable, "-c", _INDEX_WITH_PEAK, "index", *paths, "--index-dir", str(index_dir)],
+        capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    out = proc.stdout.read() if proc.stdout else ""
-    # wait4 gives this child's own peak, not the largest of every child so far.
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"qa index failed: {out.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024, out.strip().splitlines()[-1]
+    peaks = [line.split()[1] for line in run.stderr.splitlines() if line.startswith("peak_kb")]
+    if run.returncode != 0 or not peaks:
+        raise SystemExit(f"qa index failed: {(run.stdout + run.stderr).strip()[-500:]}")
+    return seconds, int(peaks[-1]) / 1024, run.stdout.strip().splitlines()[-1]
 
 
 def dir_size(path: Path) -> int:
