@@ -11,7 +11,7 @@ rankings match the FTS5 query this replaced.
 
 from __future__ import annotations
 
-import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -35,36 +35,37 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> LexicalIndex:
-        """From (chunk id, space-separated terms) rows."""
-        postings: dict[str, list[tuple[int, int]]] = {}
+        """From (chunk id, space-separated terms) rows. Postings are gathered in
+        typed arrays, not Python tuples: a whole-corpus build stays a few MB."""
+        ids: dict[str, int] = {}
+        term_col, doc_col, tf_col = array("i"), array("q"), array("i")
         lengths: dict[int, int] = {}
         for doc, text in rows:
             words = text.split()
             lengths[doc] = len(words)
             for term, tf in Counter(words).items():
-                postings.setdefault(term, []).append((doc, tf))
-        n = len(lengths)
-        avgdl = (sum(lengths.values()) / n) if n else 1.0
-        vocab = sorted(postings)
+                term_col.append(ids.setdefault(term, len(ids)))
+                doc_col.append(doc)
+                tf_col.append(tf)
+        vocab = sorted(ids)
+        # Renumber terms alphabetically, then group postings by term.
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[[ids[t] for t in vocab]] = np.arange(len(vocab))
+        term = rank[np.frombuffer(term_col, dtype=np.int32)] if ids else np.zeros(0, np.int64)
+        order = np.argsort(term, kind="stable")
+        term = term[order]
+        docs = np.frombuffer(doc_col, dtype=np.int64)[order]
+        tf = np.frombuffer(tf_col, dtype=np.int32)[order].astype(np.float64)
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        docs: list[int] = []
-        weights: list[float] = []
-        for i, term in enumerate(vocab):
-            plist = postings[term]
-            df = len(plist)
-            idf = math.log((n - df + 0.5) / (df + 0.5))
-            idf = idf if idf > 0 else 1e-6  # as FTS5: a very common term still counts a little
-            for doc, tf in plist:
-                norm = K1 * (1 - B + B * lengths[doc] / avgdl)
-                docs.append(doc)
-                weights.append(idf * tf * (K1 + 1) / (tf + norm))
-            indptr[i + 1] = len(docs)
-        return cls(
-            vocab,
-            indptr,
-            np.asarray(docs, dtype=np.int64),
-            np.asarray(weights, dtype=np.float32),
-        )
+        np.cumsum(np.bincount(term, minlength=len(vocab)), out=indptr[1:])
+        n = len(lengths)
+        df = np.diff(indptr).astype(np.float64)
+        idf = np.log((n - df + 0.5) / (df + 0.5))
+        idf = np.where(idf > 0, idf, 1e-6)  # as FTS5: a very common term still counts a little
+        avgdl = (sum(lengths.values()) / n) if n else 1.0
+        dl = np.array([lengths[int(d)] for d in docs], dtype=np.float64)
+        weights = idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
+        return cls(vocab, indptr, docs.copy(), weights.astype(np.float32))
 
     def save(self, path: Path) -> None:
         with path.open("wb") as fh:
