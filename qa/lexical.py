@@ -1,115 +1,94 @@
-"""Chunk terms → BM25 scores, in memory.
+"""Chunk terms → BM25 scores, with bm25s.
 
 Each index version stores its chunks' terms (qa.terms) in SQLite; on publish
-the writer also saves this precomputed form beside them (`lexical.npz`): for
-every term, the chunks holding it and that term's BM25 weight in each. A
-question's BM25 scores are then a sum of a few short arrays, about a tenth
-of what the same query costs through SQLite FTS5, without holding the
-database's lock. The formula is FTS5's own (k1 = 1.2, b = 0.75, its IDF), so
-rankings match the FTS5 query this replaced.
+the writer also builds a bm25s index of them and saves it beside them
+(`lexical/`: numpy arrays and JSON, loaded without pickle). A question's
+scores are then a sum over a few sparse columns in memory, about a tenth of
+what the same query cost through SQLite FTS5, and without holding the
+database's lock. bm25s numbers documents 0..n-1; `chunk_ids.npy` maps them
+back to chunk ids.
 """
 
 from __future__ import annotations
 
-from array import array
-from collections import Counter
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-FILE = "lexical.npz"
-K1 = 1.2
+DIR = "lexical"
+IDS_FILE = "chunk_ids.npy"
+K1 = 1.2  # FTS5's and Lucene's defaults
 B = 0.75
 
 
+def _bm25s():
+    import bm25s
+
+    # bm25s reports progress and empty queries through logging/tqdm; a server keeps quiet.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 class LexicalIndex:
-    def __init__(
-        self, vocab: list[str], indptr: np.ndarray, docs: np.ndarray, weights: np.ndarray
-    ) -> None:
-        self.terms = vocab
-        self.vocab = {t: i for i, t in enumerate(vocab)}
-        self.indptr = indptr
-        self.docs = docs
-        self.weights = weights
+    def __init__(self, model, chunk_ids: np.ndarray) -> None:
+        self.model = model  # bm25s.BM25, or None for an index with no chunks
+        self.chunk_ids = chunk_ids
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> LexicalIndex:
-        """From (chunk id, space-separated terms) rows. Postings are gathered in
-        typed arrays, not Python tuples: a whole-corpus build stays a few MB."""
-        ids: dict[str, int] = {}
-        term_col, doc_col, tf_col = array("i"), array("q"), array("i")
-        lengths: dict[int, int] = {}
+        """From (chunk id, space-separated terms) rows."""
+        ids: list[int] = []
+        corpus: list[list[str]] = []
         for doc, text in rows:
-            words = text.split()
-            lengths[doc] = len(words)
-            for term, tf in Counter(words).items():
-                term_col.append(ids.setdefault(term, len(ids)))
-                doc_col.append(doc)
-                tf_col.append(tf)
-        vocab = sorted(ids)
-        # Renumber terms alphabetically, then group postings by term.
-        rank = np.empty(len(ids), dtype=np.int64)
-        rank[[ids[t] for t in vocab]] = np.arange(len(vocab))
-        term = rank[np.frombuffer(term_col, dtype=np.int32)] if ids else np.zeros(0, np.int64)
-        order = np.argsort(term, kind="stable")
-        term = term[order]
-        docs = np.frombuffer(doc_col, dtype=np.int64)[order]
-        tf = np.frombuffer(tf_col, dtype=np.int32)[order].astype(np.float64)
-        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term, minlength=len(vocab)), out=indptr[1:])
-        n = len(lengths)
-        df = np.diff(indptr).astype(np.float64)
-        idf = np.log((n - df + 0.5) / (df + 0.5))
-        idf = np.where(idf > 0, idf, 1e-6)  # as FTS5: a very common term still counts a little
-        avgdl = (sum(lengths.values()) / n) if n else 1.0
-        dl = np.array([lengths[int(d)] for d in docs], dtype=np.float64)
-        weights = idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * dl / avgdl))
-        return cls(vocab, indptr, docs.copy(), weights.astype(np.float32))
+            ids.append(doc)
+            corpus.append(text.split())
+        if not ids:
+            return cls(None, np.zeros(0, dtype=np.int64))
+        model = _bm25s().BM25(k1=K1, b=B, method="lucene")
+        model.index(corpus, show_progress=False)
+        return cls(model, np.asarray(ids, dtype=np.int64))
 
-    def save(self, path: Path) -> None:
-        with path.open("wb") as fh:
-            np.savez(
-                fh,
-                vocab=np.frombuffer("\n".join(self.terms).encode(), dtype=np.uint8),
-                indptr=self.indptr,
-                docs=self.docs,
-                weights=self.weights,
-            )
+    def save(self, folder: Path) -> list[Path]:
+        """Write into `folder` (created); the files written, for the caller to fsync."""
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / IDS_FILE, self.chunk_ids, allow_pickle=False)
+        if self.model is not None:
+            self.model.save(str(folder), show_progress=False)
+        return sorted(p for p in folder.iterdir() if p.is_file())
 
     @classmethod
-    def load(cls, path: Path) -> LexicalIndex:
-        """ValueError or OSError when the file is not a whole lexical index."""
-        with np.load(path, allow_pickle=False) as data:
-            raw = data["vocab"].tobytes().decode()
-            vocab = raw.split("\n") if raw else []
-            indptr, docs, weights = data["indptr"], data["docs"], data["weights"]
-        if (
-            len(indptr) != len(vocab) + 1
-            or int(indptr[-1]) != len(docs)
-            or len(docs) != len(weights)
-        ):
-            raise ValueError(f"{path}: arrays of inconsistent sizes")
-        return cls(vocab, indptr, docs, weights)
+    def load(cls, folder: Path) -> LexicalIndex:
+        """ValueError or OSError when the folder does not hold a whole index."""
+        chunk_ids = np.load(folder / IDS_FILE, allow_pickle=False)
+        if len(chunk_ids) == 0:
+            return cls(None, chunk_ids)
+        model = _bm25s().BM25.load(str(folder), mmap=False, load_corpus=False)
+        if model.scores.get("num_docs") != len(chunk_ids):
+            raise ValueError(f"{folder}: {len(chunk_ids)} chunk ids for a different index")
+        return cls(model, chunk_ids)
 
     def doc_freq(self, term: str) -> int:
-        i = self.vocab.get(term)
-        return 0 if i is None else int(self.indptr[i + 1] - self.indptr[i])
+        if self.model is None:
+            return 0
+        j = self.model.vocab_dict.get(term)
+        if j is None:
+            return 0
+        indptr = self.model.scores["indptr"]
+        return int(indptr[j + 1] - indptr[j])
 
     def search(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         """The n best chunks by BM25 over the distinct query terms, best first."""
-        spans = [
-            (self.indptr[i], self.indptr[i + 1])
-            for i in (self.vocab.get(t) for t in sorted(set(query_terms)))
-            if i is not None
-        ]
-        if not spans or n < 1:
+        if self.model is None or n < 1:
             return []
-        docs = np.concatenate([self.docs[a:b] for a, b in spans])
-        weights = np.concatenate([self.weights[a:b] for a, b in spans])
-        ids, inverse = np.unique(docs, return_inverse=True)
-        scores = np.bincount(inverse, weights=weights)
-        top = np.argpartition(-scores, n - 1)[:n] if len(ids) > n else np.arange(len(ids))
+        known = sorted(t for t in set(query_terms) if t and t in self.model.vocab_dict)
+        if not known:
+            return []
+        scores = self.model.get_scores(known)
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > n:
+            hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
         # Best first; equal scores by chunk id, so results do not depend on layout.
-        top = top[np.lexsort((ids[top], -scores[top]))]
-        return [(int(ids[j]), float(scores[j])) for j in top]
+        hits = hits[np.lexsort((self.chunk_ids[hits], -scores[hits]))]
+        return [(int(self.chunk_ids[j]), float(scores[j])) for j in hits]

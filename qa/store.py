@@ -7,13 +7,13 @@ Layout (see index/README.md):
       LOCK               held (flock) by the one writer
       encoder/           ONNX copy of the model + tokenizer (immutable once written)
       versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss,
-                         lexical.npz (BM25 postings derived from store.sqlite)
+                         lexical/ (a bm25s index of the chunk terms in store.sqlite)
 
 A write copies the live version into a new folder, changes the copy, fsyncs
 it, then points CURRENT at it; a crash at any moment leaves the old version
 live and whole. Readers open one version and never see a mix. Nothing is
-pickled: metadata is SQLite, vectors are FAISS's own format, BM25 postings
-plain numpy arrays (no pickle), manifests JSON.
+pickled: metadata is SQLite, vectors are FAISS's own format, the bm25s
+index numpy arrays and JSON (loaded with allow_pickle=False), manifests JSON.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from qa.errors import (
     IndexIncompatible,
     IndexMissing,
 )
-from qa.lexical import FILE as LEXICAL_FILE
+from qa.lexical import DIR as LEXICAL_DIR
 from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
 from qa.terms import TERMS_VERSION
@@ -69,7 +69,7 @@ CREATE TABLE sentences (
 );
 CREATE INDEX sentences_chunk ON sentences(chunk_id);
 CREATE INDEX sentences_article ON sentences(article_id);
--- Pre-stemmed terms (qa.terms) per chunk: the source of lexical.npz (BM25). chunk_vocab
+-- Pre-stemmed terms (qa.terms) per chunk: the source of lexical/ (BM25). chunk_vocab
 -- is no longer read; it stays so that versions keep one schema.
 CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row');
@@ -300,14 +300,14 @@ def _load_vectors(folder: Path, db: sqlite3.Connection) -> tuple[Any, Any, int, 
 
 
 def _load_lexical(folder: Path, db: sqlite3.Connection) -> LexicalIndex:
-    """The version's BM25 postings; built from its SQLite rows for a version
-    written before they were saved beside them."""
-    path = folder / LEXICAL_FILE
+    """The version's BM25 index; built from its SQLite rows for a version
+    written before it was saved beside them."""
+    path = folder / LEXICAL_DIR
     try:
-        if path.exists():
+        if path.is_dir():
             return LexicalIndex.load(path)
         return LexicalIndex.build(db.execute("SELECT rowid, terms FROM chunk_terms"))
-    except (ValueError, OSError, KeyError, sqlite3.Error) as exc:
+    except (ValueError, OSError, EOFError, KeyError, sqlite3.Error) as exc:
         raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
 
 
@@ -572,13 +572,15 @@ class Writer:
         }
         lexical = LexicalIndex.build(self.db.execute("SELECT rowid, terms FROM chunk_terms"))
         self.db.close()
-        lexical.save(self.work / LEXICAL_FILE)
+        lexical_files = lexical.save(self.work / LEXICAL_DIR)
         self._faiss.write_index(self.chunk_index, str(self.work / "chunks.faiss"))
         self._faiss.write_index(self.sentence_index, str(self.work / "sentences.faiss"))
         self.manifest.update(counts=counts, updated=time.time())
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
-        written = ("store.sqlite", "chunks.faiss", "sentences.faiss", LEXICAL_FILE, "manifest.json")
-        for name in written:
+        for path in lexical_files:
+            _fsync_file(path)
+        _fsync_dir(self.work / LEXICAL_DIR)
+        for name in ("store.sqlite", "chunks.faiss", "sentences.faiss", "manifest.json"):
             _fsync_file(self.work / name)
         _fsync_dir(self.work)
 

@@ -174,7 +174,7 @@ def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_the
     store = IndexStore(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
-    (version / "lexical.npz").write_bytes(b"garbage" * 100)
+    (version / "lexical" / "data.csc.index.npy").write_bytes(b"garbage" * 100)
     with pytest.raises(IndexCorrupt, match="cannot be read"):
         Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
     # The postings are derived from the SQLite rows, which are intact: a write
@@ -184,8 +184,9 @@ def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_the
     assert answer.answered
 
 
-def test_bm25_in_memory_ranks_as_sqlite_fts5_does(index_dir):
-    """The postings replaced an FTS5 query; the same terms must rank the same chunks."""
+def test_bm25s_ranks_first_what_sqlite_fts5_ranks_first(index_dir):
+    """bm25s replaced an FTS5 query (Lucene's IDF instead of FTS5's, so scores
+    differ); the best chunk for a question must stay the same."""
     store = IndexStore(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     snap = store.open()
@@ -204,16 +205,17 @@ def test_bm25_in_memory_ranks_as_sqlite_fts5_does(index_dir):
             "ORDER BY bm25(chunk_terms) LIMIT 10",
             (match,),
         ).fetchall()
-        ours = snap.search_terms(qterms, 10)
-        assert [c for c, _ in ours][:3] == [r[0] for r in rows][:3], q
-        assert ours[0][1] == pytest.approx(rows[0][1], rel=1e-4)
+        ours = [c for c, _ in snap.search_terms(qterms, 10)]
+        theirs = [r[0] for r in rows]
+        assert ours[0] == theirs[0], q
+        assert len(set(ours[:5]) & set(theirs[:5])) >= min(4, len(theirs)), q
 
 
 def test_a_version_without_saved_postings_still_answers(index_dir):
-    """Versions written before lexical.npz existed build the postings when opened."""
+    """Versions written before lexical/ existed build the BM25 index when opened."""
     store = IndexStore(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
-    (version / "lexical.npz").unlink()
+    shutil.rmtree(version / "lexical")
     answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
     assert answer.answered and "K-SPACE" in answer.quotes[0].text
