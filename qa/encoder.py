@@ -186,12 +186,10 @@ def export_onnx_encoder(dest: Path, quantize: bool | None = None) -> Path:
 
 def _export_here(dest: Path, quantize: bool) -> Path:
     """The export itself (run by `python -m qa.encoder DEST --int8|--fp32`)."""
-    try:
-        from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
-    except ImportError as exc:  # pragma: no cover - install problem
-        raise EncoderUnavailable(f"cannot export the ONNX encoder: {exc}") from exc
     src = packaged_model_path()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)  # before the slow import: fail fast
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".encoder-") as tmp:
         work = Path(tmp) / "model"
         shutil.copytree(src, work)
@@ -242,4 +240,8 @@ if __name__ == "__main__":
     # The child process of export_onnx_encoder: DEST, then --int8 or --fp32.
     if len(sys.argv) != 3 or sys.argv[2] not in ("--int8", "--fp32"):
         raise SystemExit("usage: python -m qa.encoder DEST --int8|--fp32")
-    _export_here(Path(sys.argv[1]), sys.argv[2] == "--int8")
+    try:
+        _export_here(Path(sys.argv[1]), sys.argv[2] == "--int8")
+    except Exception as exc:  # the parent reports this one line
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -52,3 +52,20 @@ def test_answering_imports_neither_torch_nor_sentence_transformers(seed_index):
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_a_failed_export_is_a_clear_error_and_leaves_no_encoder(tmp_path):
+    """The export runs in a child process; when that child fails, the indexer
+    gets one EncoderUnavailable line, and nothing half-made is left behind."""
+    import qa.encoder as enc
+
+    # An index folder whose path runs through a file: the child cannot create it.
+    (tmp_path / "not-a-folder").write_text("a file where the index should go")
+    dest = tmp_path / "not-a-folder" / "index" / "encoder"
+    with pytest.raises(enc.EncoderUnavailable) as err:
+        enc.export_onnx_encoder(dest)
+    message = str(err.value)
+    assert message.startswith("cannot export the ONNX encoder: ")
+    assert "not-a-folder" in message and "Traceback" not in message
+    assert len(message.splitlines()) == 1
+    assert not enc.has_onnx_encoder(dest)
