@@ -40,14 +40,17 @@ class LexicalIndex:
     def build(cls, rows: Iterable[tuple[int, str]]) -> LexicalIndex:
         """From (chunk id, space-separated terms) rows."""
         ids: list[int] = []
-        corpus: list[list[str]] = []
+        # Documents as lists of vocabulary ids: each list holds references to the
+        # vocabulary's own ints, not a new string per token (~70 MB for BBC).
+        vocab: dict[str, int] = {}
+        corpus: list[list[int]] = []
         for doc, text in rows:
             ids.append(doc)
-            corpus.append(text.split())
+            corpus.append([vocab.setdefault(t, len(vocab)) for t in text.split()])
         if not ids:
             return cls(None, np.zeros(0, dtype=np.int64))
         model = _bm25s().BM25(k1=K1, b=B, method="lucene")
-        model.index(corpus, show_progress=False)
+        model.index((corpus, vocab), show_progress=False)
         return cls(model, np.asarray(ids, dtype=np.int64))
 
     def save(self, folder: Path) -> list[Path]:
