@@ -75,6 +75,8 @@ def main() -> None:
             "bench/bench_index.py",
             "--limit",
             "500" if args.quick else "2000",
+            "--repeat",
+            "1" if args.quick else "3",
             "--index-out",
             str(bbc),
         )
