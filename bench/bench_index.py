@@ -107,7 +107,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
     try:
         enc_dir = export_onnx_encoder(work / "encoder")
-        onnx = OnnxEncoder(enc_dir)
+        onnx = OnnxEncoder(enc_dir, bulk=True)  # as `qa index` loads it
         inputs = chunk_inputs(args.corpus, onnx, args.limit)
         tokens = sum(onnx.count_tokens(inputs))
         print(f"{len(inputs)} chunks, {tokens / len(inputs):.0f} word pieces on average")

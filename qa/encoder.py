@@ -86,7 +86,7 @@ class OnnxEncoder(_WordPieces):
 
     kind = "onnx"
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, threads: int | None = None, bulk: bool = False) -> None:
         import onnxruntime as ort
 
         meta = json.loads((folder / ENCODER_META).read_text())
@@ -96,10 +96,11 @@ class OnnxEncoder(_WordPieces):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or _threads()
         opts.inter_op_num_threads = 1
-        # Idle worker threads must sleep, not spin: under a server's concurrent
-        # requests spinning took CPU from the other requests (p95 at 100 answers/s:
-        # 16-19 ms without, 38-302 ms with). Bulk embedding speed is the same.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Between operators, onnxruntime's worker threads spin waiting for work.
+        # Indexing (bulk) wants that: ~120 vs ~103 chunks/s here. Answering must
+        # not: under a server's concurrent requests the spinning took CPU from the
+        # other requests (p95 at 100 answers/s: 16-19 ms without, 38-302 ms with).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if bulk else "0")
         # EXTENDED, not ALL: the layout rewrites ALL adds cost this quantised graph
         # 7-14% of its speed here (same vectors either way).
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -227,14 +228,14 @@ def has_onnx_encoder(folder: Path) -> bool:
     return (folder / ENCODER_META).is_file()
 
 
-def load_encoder(folder: Path | None, prefer: str = "auto") -> Encoder:
+def load_encoder(folder: Path | None, prefer: str = "auto", *, bulk: bool = False) -> Encoder:
     """The index's ONNX encoder when it has one (unless told to use torch), else
-    sentence-transformers."""
+    sentence-transformers. `bulk`: tuned for indexing rather than answering."""
     if prefer == "onnx" and (folder is None or not has_onnx_encoder(folder)):
         raise EncoderUnavailable(f"the index has no ONNX encoder in {folder}")
     if prefer != "torch" and folder is not None and has_onnx_encoder(folder):
         try:
-            return OnnxEncoder(folder)
+            return OnnxEncoder(folder, bulk=bulk)
         except Exception as exc:  # corrupt graph or tokenizer file
             raise EncoderUnavailable(f"the index's encoder in {folder} cannot load: {exc}") from exc
     return TorchEncoder()

@@ -54,7 +54,7 @@ def ensure_encoder(store: IndexStore, export_onnx: bool = True) -> Encoder:
     """The index's encoder, exporting the ONNX copy on first use."""
     if export_onnx and not has_onnx_encoder(store.encoder_dir):
         export_onnx_encoder(store.encoder_dir)
-    return load_encoder(store.encoder_dir)
+    return load_encoder(store.encoder_dir, bulk=True)
 
 
 def describe_encoder(encoder: Encoder) -> dict:
