@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.load import percentile  # noqa: E402
 from qa.answering import Answerer  # noqa: E402
 from qa.evaluation import contains_answer, load_questions  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -49,11 +50,6 @@ def plain_answer(answerer: Answerer, snap: Snapshot, question: str) -> str:
     best = sents[int(np.argmax(cos))]
     _, text = snap.article_texts([best.article_id])[best.article_id]
     return text[best.start : best.end]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def main() -> None:
@@ -94,7 +90,7 @@ def main() -> None:
         **{
             name: {
                 "median_ms": round(statistics.median(v), 2),
-                "p95_ms": round(percentile(v, 95), 2),
+                "p95_ms": round(percentile(sorted(v), 95) or 0.0, 2),
                 "top_quote_accuracy": round(right[name] / answerable, 3) if answerable else None,
             }
             for name, v in times.items()

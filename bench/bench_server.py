@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import run_load  # noqa: E402
+from qa.evaluation import load_questions  # noqa: E402
 
 QUESTIONS = [
     "Who is the chancellor of the exchequer?",
@@ -46,9 +47,8 @@ QUESTIONS = [
 
 
 def distinct_questions() -> list[str]:
-    squad = json.loads((ROOT.parent / "shared" / "eval" / "xquad-en-dev.json").read_text())
-    asked = [q["question"] for a in squad["data"] for p in a["paragraphs"] for q in p["qas"]]
-    return QUESTIONS + asked
+    squad = load_questions(ROOT.parent / "shared" / "eval" / "xquad-en-dev.json")
+    return QUESTIONS + [item.question for item in squad]
 
 
 def free_port() -> int:

@@ -145,6 +145,7 @@ class QuestionCues:
     name: bool  # a person, company, place ("who", "which country")
     asked_names: frozenset[str]  # capitalised words the question already has
     superlative: bool  # "the most", "the largest"...
+    numbers: frozenset[str]  # numbers the question names (a year, an amount)
 
     @classmethod
     def of(cls, question: str) -> QuestionCues:
@@ -159,6 +160,7 @@ class QuestionCues:
             name=not numeric and bool(_NAME_Q.search(question)),
             asked_names=frozenset(re.findall(r"[A-Z][a-z]+", question)),
             superlative=bool(_superlatives(question)),
+            numbers=frozenset(_DIGITS.findall(question)),
         )
 
     def answer_type(self, sentence: str) -> float:
@@ -227,7 +229,6 @@ class QuoteSelector:
         df = snap.doc_freqs(qterms)
         idf = _idf(snap.n_chunks, df, qterms)
         total = sum(idf.values()) or 1.0
-        numbers = set(_DIGITS.findall(question))
         cues = QuestionCues.of(question)
         neighbours = _neighbours(snap, sents)
         windows = _window_vectors(snap, sents, neighbours) @ qvec
@@ -279,7 +280,7 @@ class QuoteSelector:
                     cues.answer_type(sentence),
                     wc,
                     share(window(s)),
-                    1.0 if numbers - chunk_numbers[s.chunk_id] else 0.0,
+                    1.0 if cues.numbers - chunk_numbers[s.chunk_id] else 0.0,
                     cues.superlative_match(sentence),
                 ]
             )
