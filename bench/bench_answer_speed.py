@@ -32,7 +32,7 @@ from bench.load import percentile  # noqa: E402
 from qa.answering import Answerer  # noqa: E402
 from qa.evaluation import contains_answer, load_questions  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import Snapshot  # noqa: E402
+from qa.store import IndexStore, Snapshot  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 PLAIN_PASSAGES = 5
@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--index-dir", type=Path, required=True)
     ap.add_argument("--repeat", type=int, default=3, help="passes over the questions")
     args = ap.parse_args()
+    if not IndexStore(args.index_dir).exists():
+        ap.error(f"no index at {args.index_dir}: build one with `qa index PATH --index-dir DIR`")
 
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
     snap = answerer.snapshot()

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import run_load  # noqa: E402
 from qa.evaluation import load_questions  # noqa: E402
+from qa.store import IndexStore  # noqa: E402
 
 QUESTIONS = [
     "Who is the chancellor of the exchequer?",
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--questions", choices=("repeated", "distinct"), default="repeated")
     ap.add_argument("--out", default="server", help="name of the JSON file in bench/out")
     args = ap.parse_args()
+    if not IndexStore(args.index_dir).exists():
+        ap.error(f"no index at {args.index_dir}: build one with `qa index PATH --index-dir DIR`")
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_RATE_LIMIT_PER_MINUTE": "0"}

@@ -234,17 +234,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if any(":" not in h for h in args.header):
         ap.error("--header takes 'Name: value'")
     headers = {k.strip(): v.strip() for k, v in (h.split(":", 1) for h in args.header)}
-    result = asyncio.run(
-        run_load(
-            args.url,
-            questions,
-            args.clients,
-            args.requests,
-            args.seconds,
-            headers=headers,
-            rate=args.rate,
+    try:
+        result = asyncio.run(
+            run_load(
+                args.url,
+                questions,
+                args.clients,
+                args.requests,
+                args.seconds,
+                headers=headers,
+                rate=args.rate,
+            )
         )
-    )
+    except ValueError as exc:  # bad --clients, --requests, --seconds or --rate
+        ap.error(str(exc))
     print(result.summary())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"url": args.url, **result.as_dict()}, indent=2) + "\n")

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from bench.load import loopback_url, run_load
+from bench.load import main as load_main
 from qa.store import IndexStore
 from tests.browser_support import LiveServer, build_index
 
@@ -255,3 +256,19 @@ def test_the_load_generator_refuses_anything_but_loopback(url):
         loopback_url(url)
     with pytest.raises(ValueError, match="refusing"):
         asyncio.run(run_load(url, ["q"], clients=1, total=1, seconds=1))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "0"], "rate must be in"),
+        (["--clients", "0"], "clients must be between"),
+        (["--requests", "0"], "total must be"),
+    ],
+)
+def test_the_load_generator_cli_names_a_bad_option_without_a_traceback(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
