@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import percentile  # noqa: E402
+from bench.shared import find_shared  # noqa: E402
 from qa.answering import Answerer  # noqa: E402
 from qa.evaluation import contains_answer, load_questions  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 from qa.store import IndexStore, Snapshot  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+SHARED = find_shared()
 PLAIN_PASSAGES = 5
 
 

@@ -34,7 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared"
+
+from bench.shared import find_shared  # noqa: E402
+
+SHARED = find_shared()
 
 
 def chunk_inputs(corpus: Path, encoder, limit: int | None) -> list[str]:

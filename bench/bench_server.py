@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.load import run_load  # noqa: E402
+from bench.shared import find_shared  # noqa: E402
 from qa.evaluation import load_questions  # noqa: E402
 from qa.store import IndexStore  # noqa: E402
 
@@ -48,7 +49,7 @@ QUESTIONS = [
 
 
 def distinct_questions() -> list[str]:
-    squad = load_questions(ROOT.parent / "shared" / "eval" / "xquad-en-dev.json")
+    squad = load_questions(find_shared() / "eval" / "xquad-en-dev.json")
     return QUESTIONS + [item.question for item in squad]
 
 

@@ -28,7 +28,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+from bench.shared import find_shared  # noqa: E402
+
+SHARED = find_shared()
 OUT = ROOT / "bench" / "out"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

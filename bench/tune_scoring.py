@@ -25,12 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.shared import find_shared
 from qa.answering import Answerer
 from qa.evaluation import contains_answer, load_questions
 from qa.quotes import FEATURES, ScoreModel
 from qa.settings import Settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = find_shared()
 
 
 def gather(answerer: Answerer, questions):

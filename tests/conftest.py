@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.shared import find_shared
 from qa.encoder import OnnxEncoder, export_onnx_encoder
 from qa.settings import Settings
 
-# shared/ lies beside the project's root, for developers and CI alike.
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+try:
+    SHARED = find_shared()  # ../shared beside the checkout, as in CI
+except FileNotFoundError as exc:
+    pytest.exit(str(exc), returncode=4)
 SEED_DIR = SHARED / "corpus" / "seed"
 SEED_FILE = SEED_DIR / "kbr-bio2023-korea-pavilion.txt"
 SEED_QUESTIONS = SHARED / "eval" / "seed-questions.jsonl"

@@ -1,0 +1,52 @@
+"""Where the shared data (the seed and BBC corpora, the eval question sets) lives.
+
+CI and developers keep it at ../shared beside the checkout. A throwaway clone
+(`git clone . /tmp/x`) has no such neighbour, so the checkout it was cloned
+from is tried next; QA_SHARED overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess  # nosec B404 - runs git with fixed arguments
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _origin_checkout() -> Path | None:
+    """The local checkout this one was cloned from, if it was cloned from a path."""
+    try:
+        done = subprocess.run(  # nosec B603 B607
+            ["git", "remote", "get-url", "origin"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = done.stdout.strip()
+    if done.returncode != 0 or not url or "://" in url or url.startswith("git@"):
+        return None
+    return (ROOT / url).resolve()
+
+
+def find_shared() -> Path:
+    """The shared data folder; FileNotFoundError says where it was looked for."""
+    tried = []
+    if os.environ.get("QA_SHARED"):
+        tried.append(Path(os.environ["QA_SHARED"]))
+    tried.append(ROOT.parent / "shared")
+    origin = _origin_checkout()
+    if origin is not None:
+        tried.append(origin.parent / "shared")
+    for folder in tried:
+        if (folder / "corpus").is_dir() and (folder / "eval").is_dir():
+            return folder
+    where = ", ".join(str(p) for p in tried)
+    raise FileNotFoundError(
+        f"the shared data (corpus/ and eval/) is not in {where}: "
+        "put it beside this checkout as ../shared, or set QA_SHARED=/path/to/shared"
+    )
