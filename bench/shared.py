@@ -42,6 +42,7 @@ def find_shared() -> Path:
     origin = _origin_checkout()
     if origin is not None:
         tried.append(origin.parent / "shared")
+    tried = list(dict.fromkeys(tried))
     for folder in tried:
         if (folder / "corpus").is_dir() and (folder / "eval").is_dir():
             return folder

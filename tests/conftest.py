@@ -19,8 +19,16 @@ from qa.settings import Settings
 
 try:
     SHARED = find_shared()  # ../shared beside the checkout, as in CI
+    _NO_SHARED = ""
 except FileNotFoundError as exc:
-    pytest.exit(str(exc), returncode=4)
+    SHARED, _NO_SHARED = Path("shared-not-found"), str(exc)
+
+
+def pytest_configure(config):
+    if _NO_SHARED:  # one line, before any module tries to read a missing file
+        raise pytest.UsageError(_NO_SHARED)
+
+
 SEED_DIR = SHARED / "corpus" / "seed"
 SEED_FILE = SEED_DIR / "kbr-bio2023-korea-pavilion.txt"
 SEED_QUESTIONS = SHARED / "eval" / "seed-questions.jsonl"
