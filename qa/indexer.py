@@ -120,6 +120,7 @@ def chunk_records(article: StoredArticle, encoder: Encoder) -> list[ChunkRecord]
             end=c.end,
             sentences=c.sentences,
             terms=" ".join(terms(article.title + "\n" + article.text[c.start : c.end])),
+            sentence_terms=tuple(" ".join(terms(article.text[s:e])) for s, e in c.sentences),
         )
         for c in chunk_text(article.text, encoder.count_tokens)
     ]

@@ -7,7 +7,8 @@ Layout (see index/README.md):
       LOCK               held (flock) by the one writer
       encoder/           ONNX copy of the model + tokenizer (immutable once written)
       versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss,
-                         lexical/ (a bm25s index of the chunk terms in store.sqlite)
+                         lexical/ (a bm25s index of the chunk terms in store.sqlite,
+                         and each sentence's terms as vocabulary ids)
 
 A write copies the live version into a new folder, changes the copy, fsyncs
 it, then points CURRENT at it; a crash at any moment leaves the old version
@@ -45,13 +46,20 @@ from qa.errors import (
 from qa.lexical import DIR as LEXICAL_DIR
 from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
-from qa.terms import TERMS_VERSION
+from qa.terms import TERMS_VERSION, terms
 
 FORMAT_VERSION = 1
 # SQL here is built only from "?" placeholders and fixed table names; values are
 # always parameters, so those lines carry an exemption from bandit's check B608.
 
-_SCHEMA = """
+# Pre-stemmed terms per sentence: the source of lexical/'s sentence arrays, which
+# quote selection reads instead of analysing candidate sentences per question.
+_SENTENCE_TERMS_TABLE = """
+CREATE TABLE sentence_terms (id INTEGER PRIMARY KEY, terms TEXT NOT NULL);
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, url TEXT, published TEXT, author TEXT,
     source TEXT, text TEXT NOT NULL, origin TEXT, content_hash TEXT NOT NULL,
@@ -74,6 +82,8 @@ CREATE INDEX sentences_article ON sentences(article_id);
 CREATE VIRTUAL TABLE chunk_terms USING fts5(terms, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE chunk_vocab USING fts5vocab(chunk_terms, 'row');
 """
+    + _SENTENCE_TERMS_TABLE
+)
 
 
 def _faiss():
@@ -115,6 +125,7 @@ class ChunkRecord:
     end: int
     terms: str
     sentences: tuple[tuple[int, int], ...]
+    sentence_terms: tuple[str, ...]  # one space-separated string per sentence
 
 
 @dataclass(frozen=True)
@@ -299,14 +310,40 @@ def _load_vectors(folder: Path, db: sqlite3.Connection) -> tuple[Any, Any, int, 
     return chunk_index, sentence_index, n_chunks, n_sents
 
 
+def _has_sentence_terms(db: sqlite3.Connection) -> bool:
+    return bool(
+        db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sentence_terms'"
+        ).fetchone()
+    )
+
+
+def _sentence_term_rows(db: sqlite3.Connection) -> Iterator[tuple[int, str]]:
+    """(sentence id, terms) for every sentence: stored, or, in a version written
+    before they were, analysed from the article text."""
+    if _has_sentence_terms(db):
+        yield from db.execute("SELECT id, terms FROM sentence_terms")
+        return
+    for article_id, text in db.execute("SELECT id, text FROM articles").fetchall():
+        for sid, start, end in db.execute(
+            'SELECT id, start, "end" FROM sentences WHERE article_id = ?', (article_id,)
+        ).fetchall():
+            yield sid, " ".join(terms(text[start:end]))
+
+
 def _load_lexical(folder: Path, db: sqlite3.Connection) -> LexicalIndex:
-    """The version's BM25 index; built from its SQLite rows for a version
-    written before it was saved beside them."""
+    """The version's BM25 index and sentence terms; built from its SQLite rows
+    for a version written before they were saved beside them."""
     path = folder / LEXICAL_DIR
     try:
-        if path.is_dir():
-            return LexicalIndex.load(path)
-        return LexicalIndex.build(db.execute("SELECT rowid, terms FROM chunk_terms"))
+        if not path.is_dir():
+            return LexicalIndex.build(
+                db.execute("SELECT rowid, terms FROM chunk_terms"), _sentence_term_rows(db)
+            )
+        lexical = LexicalIndex.load(path)
+        if not lexical.has_sentences:
+            lexical = lexical.with_sentences(_sentence_term_rows(db))
+        return lexical
     except (ValueError, OSError, EOFError, KeyError, sqlite3.Error) as exc:
         raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
 
@@ -383,6 +420,27 @@ class Snapshot:
             ).fetchall()
         return [SpanRow(*r) for r in rows]
 
+    def sentences_around_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
+        """The sentences of these chunks plus the one before and after each chunk
+        (which may belong to another article), by id. A chunk's sentences have
+        consecutive ids, so each chunk is one id range, widened by one."""
+        if not chunk_ids:
+            return []
+        marks = ",".join("?" * len(chunk_ids))
+        with self._lock:
+            rows = self._db.execute(
+                'SELECT DISTINCT s.id, s.chunk_id, s.article_id, s.start, s."end" '  # nosec B608
+                "FROM (SELECT min(id) - 1 AS lo, max(id) + 1 AS hi FROM sentences "
+                f"WHERE chunk_id IN ({marks}) GROUP BY chunk_id) AS r "
+                "JOIN sentences AS s ON s.id BETWEEN r.lo AND r.hi ORDER BY s.id",
+                [int(c) for c in chunk_ids],
+            ).fetchall()
+        return [SpanRow(*r) for r in rows]
+
+    def term_presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
+        """Which of the query terms each sentence holds (rows: sentences, columns: terms)."""
+        return self.lexical.presence(sentence_ids, query_terms)
+
     def chunks_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
         """Chunks in the order asked, as spans (id, chunk_id=id, article, start, end)."""
         if not ids:
@@ -454,6 +512,11 @@ class Writer:
                 self.db.close()
                 raise IndexCorrupt(f"index version {base} cannot be read: {exc}") from exc
             self.chunk_index, self.sentence_index, _, _ = _load_vectors(base, self.db)
+            if not _has_sentence_terms(self.db):  # a version written before they were kept
+                rows = list(_sentence_term_rows(self.db))
+                self.db.executescript(_SENTENCE_TERMS_TABLE)
+                self.db.executemany("INSERT INTO sentence_terms (id, terms) VALUES (?, ?)", rows)
+                self.db.commit()
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
@@ -493,6 +556,7 @@ class Writer:
         self.db.execute("DELETE FROM sentences WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in chunk_ids])
+        self.db.executemany("DELETE FROM sentence_terms WHERE id = ?", [(i,) for i in sent_ids])
         if chunk_ids:
             self.chunk_index.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
         if sent_ids:
@@ -542,11 +606,15 @@ class Writer:
             self.db.execute(
                 "INSERT INTO chunk_terms (rowid, terms) VALUES (?, ?)", (cid, chunk.terms)
             )
-            for s, e in chunk.sentences:
+            for (s, e), sentence_terms in zip(chunk.sentences, chunk.sentence_terms, strict=True):
                 self.db.execute(
                     'INSERT INTO sentences (id, chunk_id, article_id, start, "end") '
                     "VALUES (?,?,?,?,?)",
                     (next_sent, cid, article.id, s, e),
+                )
+                self.db.execute(
+                    "INSERT INTO sentence_terms (id, terms) VALUES (?, ?)",
+                    (next_sent, sentence_terms),
                 )
                 sent_ids.append(next_sent)
                 next_sent += 1
@@ -570,7 +638,10 @@ class Writer:
             t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # nosec B608
             for t in ("articles", "chunks", "sentences")
         }
-        lexical = LexicalIndex.build(self.db.execute("SELECT rowid, terms FROM chunk_terms"))
+        lexical = LexicalIndex.build(
+            self.db.execute("SELECT rowid, terms FROM chunk_terms"),
+            self.db.execute("SELECT id, terms FROM sentence_terms"),
+        )
         self.db.close()
         lexical_files = lexical.save(self.work / LEXICAL_DIR)
         self._faiss.write_index(self.chunk_index, str(self.work / "chunks.faiss"))

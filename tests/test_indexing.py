@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 
 import pytest
 
@@ -219,3 +220,75 @@ def test_a_version_without_saved_postings_still_answers(index_dir):
     shutil.rmtree(version / "lexical")
     answer = Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
     assert answer.answered and "K-SPACE" in answer.quotes[0].text
+
+
+def _stored_sentences(snap):
+    """(sentence id, its text) for every sentence of a version."""
+    texts = {a: t for a, t in snap._db.execute("SELECT id, text FROM articles")}
+    rows = snap._db.execute('SELECT id, article_id, start, "end" FROM sentences ORDER BY id')
+    return [(sid, texts[a][s:e]) for sid, a, s, e in rows]
+
+
+def test_each_sentence_s_stored_terms_are_its_analysed_words(index_dir):
+    """Quote selection reads which question terms a sentence holds from the saved
+    arrays instead of analysing its text: both must say the same."""
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR, SAMPLES], store)
+    snap = store.open()
+    sentences = _stored_sentences(snap)
+    asked = sorted(set(terms("Which Korean companies signed contracts with Pfizer in Boston?")))
+    has = snap.term_presence([sid for sid, _ in sentences], asked)
+    expected = [[t in set(terms(text)) for t in asked] for _, text in sentences]
+    assert has.tolist() == expected
+    assert has.any(axis=0).all()  # every term is somewhere, so the check is not vacuous
+    # A sentence id the version does not hold has no terms, rather than another's.
+    assert not snap.term_presence([10**9], asked).any()
+
+
+def test_removing_an_article_removes_its_sentence_terms(index_dir):
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR, SAMPLES], store)
+    target = next(a for a in store.open().articles() if "BIO 2023" in a.title)
+    assert remove_articles(store, [target.id]) == [target.id]
+    snap = store.open()
+    n_terms = snap._db.execute("SELECT count(*) FROM sentence_terms").fetchone()[0]
+    assert n_terms == snap.n_sentences == len(snap.lexical.sentence_ids)
+
+
+def test_a_version_written_before_sentence_terms_answers_alike_and_is_upgraded(index_dir):
+    """An index written before sentences' terms were kept (no table, no arrays)
+    analyses its sentences when opened, and the next write stores them."""
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    question = "How many official business meetings did the Korea Pavilion hold?"
+    before = Answerer(Settings(index_dir=index_dir, answer_cache=0)).ask(question)
+    version = store.versions_dir / store.current_version()
+    for name in ("sentence_ids.npy", "sentence_indptr.npy", "sentence_terms.npy"):
+        (version / "lexical" / name).unlink()
+    db = sqlite3.connect(version / "store.sqlite")
+    db.execute("DROP TABLE sentence_terms")
+    db.commit()
+    db.close()
+
+    old = Answerer(Settings(index_dir=index_dir, answer_cache=0)).ask(question)
+    assert old.quotes == before.quotes and "394" in old.quotes[0].text
+
+    index_paths([SAMPLES], store)  # any write: the new version keeps the terms
+    snap = store.open()
+    n_terms = snap._db.execute("SELECT count(*) FROM sentence_terms").fetchone()[0]
+    assert n_terms == snap.n_sentences
+    assert (snap.folder / "lexical" / "sentence_terms.npy").is_file()
+    assert (
+        Answerer(Settings(index_dir=index_dir)).ask(question).quotes[0].text == old.quotes[0].text
+    )
+
+
+def test_damaged_sentence_terms_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
+    store = IndexStore(index_dir)
+    index_paths([SEED_DIR], store)
+    version = store.versions_dir / store.current_version()
+    (version / "lexical" / "sentence_indptr.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(IndexCorrupt, match="cannot be read"):
+        Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?")
+    index_paths([SAMPLES], store)
+    assert Answerer(Settings(index_dir=index_dir)).ask("What is K-SPACE?").answered
