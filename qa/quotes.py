@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.encoder import DIM
 from qa.models import ArticleRef, Quote
 from qa.retrieval import Passages
 from qa.store import Snapshot, SpanRow
 from qa.terms import terms
 
-PASSAGES_KEPT = 5  # every sentence of these passages is a candidate (8 gave no better top 1)
+PASSAGES_KEPT = 4  # every sentence of these passages is a candidate (8 gave no better top 1)
 MERGE_WITHIN = 4  # a neighbour joins a quote only if it is among the best candidates
 MERGE_RATIO = 0.5  # ... and scores at least this share of the quote's own score
 
@@ -87,13 +86,21 @@ _NUMERIC_Q = re.compile(
     re.I,
 )
 _NAME_Q = re.compile(r"^\s*(who|whom|whose|which (person|company|team|country|city))\b", re.I)
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-    r"forty|fifty|hundred|thousand|million|billion|dozen|half|twice|first|second|third|"
-    r"january|february|march|april|may|june|july|august|september|october|november|"
-    r"december)\b",
-    re.I,
+_NUMBER_WORDS = frozenset(
+    """one two three four five six seven eight nine ten eleven twelve twenty thirty forty
+    fifty hundred thousand million billion dozen half twice first second third january
+    february march april may june july august september october november december""".split()
 )
+_DIGIT = re.compile(r"\d")
+_WORD = re.compile(r"\w+")
+
+
+def _has_number(text: str) -> bool:
+    """A digit, or a number, ordinal or month spelt out as a word of its own.
+    (One regex alternation of all these words cost ~16 µs a sentence.)"""
+    return bool(_DIGIT.search(text)) or not _NUMBER_WORDS.isdisjoint(_WORD.findall(text.lower()))
+
+
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 
@@ -163,21 +170,25 @@ class QuestionCues:
             numbers=frozenset(_DIGITS.findall(question)),
         )
 
-    def answer_type(self, sentence: str) -> float:
+    def answer_type(self, sentence: str, has_unit: bool = True) -> float:
         """Does the sentence hold the kind of thing asked for? For "how many X" /
         "how much X": +1 for a number next to X ("394 official business meetings"),
         0.5 for a number elsewhere; for other number or date questions, and for
         name questions, +1 when the sentence has one. -1 when it has none; 0 for
-        other questions."""
+        other questions. `has_unit` False says the sentence has none of X's terms
+        (known from the index), which spares looking for them word by word."""
         if self.numeric:
-            if not _NUMBER.search(sentence):
+            if not _has_number(sentence):
                 return -1.0
             if not self.units:
                 return 1.0
+            if not has_unit:
+                return 0.5
+            # A unit term among the 4 words after a number (numbers are the rarer).
             words = sentence.split()
             for i, word in enumerate(words):
-                if self.units & set(terms(word)) and any(
-                    _NUMBER.search(w) for w in words[max(0, i - 4) : i]
+                if _has_number(word) and any(
+                    self.units.intersection(terms(w)) for w in words[i + 1 : i + 5]
                 ):
                     return 1.0
             return 0.5
@@ -206,86 +217,84 @@ class QuoteSelector:
         qterms: list[str],
         passages: Passages,
     ) -> list[Candidate]:
-        """Every candidate sentence with its features (unscored)."""
+        """Every sentence of the best passages, with its features (unscored)."""
         # A global search over sentence vectors added candidates outside these
         # passages; it cost a 69 MB scan per question on the BBC index for 0.002
         # of XQuAD top-1 accuracy, so the passages alone supply the candidates.
-        hits = {s.id: s for s in snap.sentences_of_chunks(passages.ranked[:PASSAGES_KEPT])}
-        if not hits:
+        kept = passages.ranked[:PASSAGES_KEPT]
+        rows = snap.sentences_around_chunks(kept)  # candidates and their neighbours
+        kept_set = set(kept)
+        sents = [r for r in rows if r.chunk_id in kept_set]
+        if not sents:
             return []
-        sents = list(hits.values())
-        chunk_ids = sorted({s.chunk_id for s in sents})
-        chunk_cos = dict(passages.cosine)
-        unknown = [c for c in chunk_ids if c not in chunk_cos]
-        if unknown:
-            chunk_cos.update(
-                zip(unknown, (snap.chunk_vectors(unknown) @ qvec).tolist(), strict=True)
-            )
-        rank = {cid: i for i, cid in enumerate(passages.ranked)}
-        sent_cos = (snap.sentence_vectors([s.id for s in sents]) @ qvec).tolist()
         texts = snap.article_texts(sorted({s.article_id for s in sents}))
-        spans = {c.id: c for c in snap.chunks_by_id(chunk_ids)}
+        # Row numbers (into `rows`) of each candidate and of its neighbours in the
+        # same article, or -1 where there is none.
+        row_of = {r.id: i for i, r in enumerate(rows)}
+        here = np.array([row_of[s.id] for s in sents])
+        before = np.array([_same_article(rows, i, -1) for i in here])
+        after = np.array([_same_article(rows, i, +1) for i in here])
 
-        df = snap.doc_freqs(qterms)
-        idf = _idf(snap.n_chunks, df, qterms)
-        total = sum(idf.values()) or 1.0
-        cues = QuestionCues.of(question)
-        neighbours = _neighbours(snap, sents)
-        windows = _window_vectors(snap, sents, neighbours) @ qvec
+        # Dense signals: each sentence's cosine, and its window's (the sentence
+        # plus half of each neighbour, normalised).
+        vecs = snap.sentence_vectors([r.id for r in rows])
+        windows = (
+            vecs[here]
+            + 0.5 * vecs[before] * (before >= 0)[:, None]
+            + 0.5 * vecs[after] * (after >= 0)[:, None]
+        )
+        windows /= np.maximum(np.linalg.norm(windows, axis=1, keepdims=True), 1e-9)
 
-        def share(words: set[str]) -> float:
-            return sum(v for t, v in idf.items() if t in words) / total
-
-        def window(s: SpanRow) -> set[str]:
-            near = (neighbours.get(j) for j in (s.id - 1, s.id, s.id + 1))
-            return set().union(
-                *(
-                    sentence_terms[h.id]
-                    for h in near
-                    if h is not None and h.article_id == s.article_id
-                )
-            )
-
-        sentence_terms = {
-            h.id: set(terms(texts[h.article_id][1][h.start : h.end]))
-            for h in neighbours.values()
-            if h.article_id in texts
+        # Lexical signals: the IDF-weighted share of the question's terms held by
+        # the sentence, by its window, and by its passage with the article title.
+        qt = sorted(set(qterms))
+        idf = _idf(snap.n_chunks, snap.doc_freqs(qt), qt)
+        weights = np.array([idf[t] for t in qt]) / (sum(idf.values()) or 1.0)
+        has = snap.term_presence([r.id for r in rows], qt)
+        has = np.vstack([has, np.zeros((1, len(qt)), dtype=bool)])  # row -1: no neighbour
+        sentence_has = has[here]
+        window_has = sentence_has | has[before] | has[after]
+        # A chunk is whole sentences, all of them candidates, in id order: its
+        # terms are theirs plus its title's, its text runs from first to last.
+        members: dict[int, list[int]] = {}
+        for i, s in enumerate(sents):
+            members.setdefault(s.chunk_id, []).append(i)
+        titles = {
+            a: np.array([t in title for t in qt], dtype=bool)
+            for a, title in ((a, set(terms(ref.title))) for a, (ref, _) in texts.items())
         }
-        # Chunks are whole sentences, and every sentence of these chunks is a
-        # candidate: a passage's terms are its sentences' terms plus its title's.
-        title_terms = {a: set(terms(ref.title)) for a, (ref, _) in texts.items()}
-        passage_words: dict[int, set[str]] = {}
-        for s in sents:
-            passage_words.setdefault(s.chunk_id, set(title_terms[s.article_id])).update(
-                sentence_terms[s.id]
-            )
-        chunk_terms = {cid: share(words) for cid, words in passage_words.items()}
-        chunk_numbers: dict[int, set[str]] = {}
-        out = []
-        for s, cs, wc in zip(sents, sent_cos, windows.tolist(), strict=True):
-            ref, text = texts[s.article_id]
-            if s.chunk_id not in chunk_numbers:
-                c = spans[s.chunk_id]
-                chunk_numbers[s.chunk_id] = set(
-                    _DIGITS.findall(ref.title + "\n" + text[c.start : c.end])
-                )
-            sentence = text[s.start : s.end]
-            feats = np.array(
-                [
-                    cs,
-                    chunk_cos[s.chunk_id],
-                    share(sentence_terms[s.id]),
-                    chunk_terms[s.chunk_id],
-                    1.0 / (1.0 + rank[s.chunk_id]) if s.chunk_id in rank else 0.0,
-                    cues.answer_type(sentence),
-                    wc,
-                    share(window(s)),
-                    1.0 if cues.numbers - chunk_numbers[s.chunk_id] else 0.0,
-                    cues.superlative_match(sentence),
-                ]
-            )
-            out.append(Candidate(s, ref, text, feats))
-        return out
+        passage_has = np.empty_like(sentence_has)
+        for rows_of_chunk in members.values():
+            article = sents[rows_of_chunk[0]].article_id
+            passage_has[rows_of_chunk] = sentence_has[rows_of_chunk].any(axis=0) | titles[article]
+
+        cues = QuestionCues.of(question)
+        # For a question naming a number (a year, an amount): passages lacking it.
+        lacks_number = dict.fromkeys(members, 0.0)
+        if cues.numbers:
+            for cid, rows_of_chunk in members.items():
+                first, last = sents[rows_of_chunk[0]], sents[rows_of_chunk[-1]]
+                ref, text = texts[first.article_id]
+                found = _DIGITS.findall(ref.title + "\n" + text[first.start : last.end])
+                lacks_number[cid] = 1.0 if cues.numbers - set(found) else 0.0
+        has_unit = sentence_has[:, [t in cues.units for t in qt]].any(axis=1).tolist()
+        rank = {cid: i for i, cid in enumerate(passages.ranked)}
+        sentences = [texts[s.article_id][1][s.start : s.end] for s in sents]
+        features = np.column_stack(
+            [
+                vecs[here] @ qvec,
+                [passages.cosine[s.chunk_id] for s in sents],
+                sentence_has @ weights,
+                passage_has @ weights,
+                [1.0 / (1.0 + rank[s.chunk_id]) for s in sents],
+                [cues.answer_type(t, u) for t, u in zip(sentences, has_unit, strict=True)],
+                windows @ qvec,
+                window_has @ weights,
+                [lacks_number[s.chunk_id] for s in sents],
+                [cues.superlative_match(t) for t in sentences],
+            ]
+        )
+        return [Candidate(s, *texts[s.article_id], f) for s, f in zip(sents, features, strict=True)]
 
     def score(self, candidates: list[Candidate]) -> list[Candidate]:
         """Scored candidates, best first (ties by position in the index)."""
@@ -350,22 +359,10 @@ def _idf(n_chunks: int, df: dict[str, int], qterms: list[str]) -> dict[str, floa
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in set(qterms)}
 
 
-def _neighbours(snap: Snapshot, sents: list[SpanRow]) -> dict[int, SpanRow]:
-    """The candidates and the sentences either side of them. Sentence ids are
-    consecutive within an article, so neighbours are id ± 1 (checked by article)."""
-    wanted = sorted({i for s in sents for i in (s.id - 1, s.id, s.id + 1)})
-    return {h.id: h for h in snap.sentences_by_id(wanted)}
-
-
-def _window_vectors(snap: Snapshot, sents: list[SpanRow], rows: dict[int, SpanRow]) -> np.ndarray:
-    """Each sentence's vector plus half its neighbours' in the same article, normalised."""
-    ids = sorted(rows)
-    vecs = dict(zip(ids, snap.sentence_vectors(ids), strict=True))
-    out = np.zeros((len(sents), DIM), dtype=np.float32)
-    for row, s in enumerate(sents):
-        v = vecs[s.id].copy()
-        for j in (s.id - 1, s.id + 1):
-            if j in rows and rows[j].article_id == s.article_id:
-                v += 0.5 * vecs[j]
-        out[row] = v / max(float(np.linalg.norm(v)), 1e-9)
-    return out
+def _same_article(rows: list[SpanRow], i: int, step: int) -> int:
+    """The row of the sentence next to rows[i] (step -1 or +1) when it is the
+    adjacent sentence of the same article, else -1. Sentence ids are consecutive
+    within an article."""
+    j = i + step
+    near = 0 <= j < len(rows) and rows[j].id == rows[i].id + step
+    return j if near and rows[j].article_id == rows[i].article_id else -1

@@ -30,8 +30,11 @@ def retrieve(snap: Snapshot, qvec: np.ndarray, qterms: list[str]) -> Passages:
     dense = dict(snap.search_chunks(qvec, DENSE_K))
     bm25 = dict(snap.search_terms(qterms, LEXICAL_K))
     ids = sorted(set(dense) | set(bm25))
-    # Exact cosines for every candidate, lexical-only hits included.
-    cosine = dict(zip(ids, (snap.chunk_vectors(ids) @ qvec).tolist(), strict=True))
+    # Exact cosines for every candidate: FAISS's inner products for the dense
+    # hits (vectors are normalised), computed for the lexical-only ones.
+    cosine = dict(dense)
+    missing = [cid for cid in ids if cid not in cosine]
+    cosine.update(zip(missing, (snap.chunk_vectors(missing) @ qvec).tolist(), strict=True))
     best = max(bm25.values(), default=0.0) or 1.0
     lexical = {cid: score / best for cid, score in bm25.items()}
     fused = {

@@ -82,6 +82,14 @@ def test_empty_question_is_refused(answerer, question):
         answerer.ask(question)
 
 
+@pytest.mark.parametrize("question", ["What is it?", "Why?", '\u0088\u00ec"', "?!"])
+def test_a_question_with_no_searchable_words_gets_an_answer_not_an_error(answerer, question):
+    """Stop words, punctuation and stray symbols only: no term to match, so only
+    the dense side speaks, and nothing it finds is convincing."""
+    answer = answerer.ask(question)
+    assert not answer.answered and answer.quotes == []
+
+
 def test_overlong_question_and_bad_k_are_refused(answerer):
     with pytest.raises(InvalidInput, match="limit"):
         answerer.ask("why " * 400)
