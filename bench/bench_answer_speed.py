@@ -3,8 +3,10 @@
     python bench/bench_answer_speed.py --index-dir INDEX [QUESTIONS] [--repeat 3]
 
 "Before" is the plain approach the answer-quality work started from: the
-question's vector, the 5 nearest chunks in FAISS, and the sentence of those
-chunks closest to the question by cosine as the quote. "After" is
+question's vector, the 5 nearest chunks in FAISS, and the sentences of those
+chunks closest to the question by cosine as the quotes, returned as the same
+`Answer` (k quotes cited to their articles, "not found" below a cosine
+threshold) after the same validation and live-version check. "After" is
 `Answerer.ask` as shipped (dense + BM25 fusion, every sentence of the top
 passages scored by the logistic model, merging, threshold), with the answer
 cache off so every answer is computed. Both use the same loaded index and
@@ -30,27 +32,46 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import percentile  # noqa: E402
 from bench.shared import find_shared  # noqa: E402
-from qa.answering import Answerer  # noqa: E402
+from qa.answering import NOT_FOUND, Answerer  # noqa: E402
 from qa.evaluation import contains_answer, load_questions  # noqa: E402
+from qa.models import Answer, Quote  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import IndexStore, Snapshot  # noqa: E402
+from qa.store import IndexStore  # noqa: E402
 
 SHARED = find_shared()
 PLAIN_PASSAGES = 5
+PLAIN_MIN_COSINE = 0.4  # any fixed cut: it decides "not found", not the time
 
 
-def plain_answer(answerer: Answerer, snap: Snapshot, question: str) -> str:
-    """Dense retrieval only, best sentence by cosine: the "before" pipeline."""
-    q, _ = answerer.validate(question, None)
+def plain_answer(answerer: Answerer, question: str) -> Answer:
+    """Dense retrieval only, sentences ranked by cosine: the "before" pipeline."""
+    started = time.perf_counter()
+    q, k = answerer.validate(question, None)
+    snap = answerer.snapshot()
     qvec = answerer.encoder.embed([q])[0]
     chunk_ids = [cid for cid, _ in snap.search_chunks(qvec, PLAIN_PASSAGES)]
     sents = snap.sentences_of_chunks(chunk_ids)
-    if not sents:
-        return ""
     cos = snap.sentence_vectors([s.id for s in sents]) @ qvec
-    best = sents[int(np.argmax(cos))]
-    _, text = snap.article_texts([best.article_id])[best.article_id]
-    return text[best.start : best.end]
+    order = np.argsort(-cos)[:k]
+    texts = snap.article_texts(sorted({sents[i].article_id for i in order}))
+    quotes = [
+        Quote(
+            text=texts[s.article_id][1][s.start : s.end],
+            score=round(float(cos[i]), 4),
+            article=texts[s.article_id][0],
+            start=s.start,
+            end=s.end,
+        )
+        for i, s in ((i, sents[i]) for i in order)
+    ]
+    answered = bool(quotes) and quotes[0].score >= PLAIN_MIN_COSINE
+    return Answer(
+        question=q,
+        answered=answered,
+        answer=f"{quotes[0].text} [1]" if answered else NOT_FOUND,
+        quotes=quotes,
+        took_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
 
 
 def main() -> None:
@@ -63,11 +84,10 @@ def main() -> None:
         ap.error(f"no index at {args.index_dir}: build one with `qa index PATH --index-dir DIR`")
 
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
-    snap = answerer.snapshot()
     questions = load_questions(args.questions)
     for item in questions[:20]:  # warm both paths (first-call costs, OS caches)
         answerer.ask(item.question)
-        plain_answer(answerer, snap, item.question)
+        plain_answer(answerer, item.question)
 
     times: dict[str, list[float]] = {"before": [], "after": []}
     right = {"before": 0, "after": 0}
@@ -76,13 +96,11 @@ def main() -> None:
             order = ("before", "after") if (i + n) % 2 == 0 else ("after", "before")
             for name in order:
                 t = time.perf_counter()
-                if name == "before":
-                    quote = plain_answer(answerer, snap, item.question)
-                else:
-                    answer = answerer.ask(item.question)
-                    quote = answer.quotes[0].text if answer.quotes else ""
+                ask = plain_answer if name == "before" else Answerer.ask
+                answer = ask(answerer, item.question)
                 times[name].append((time.perf_counter() - t) * 1000)
                 if n == 0 and item.answers:
+                    quote = answer.quotes[0].text if answer.quotes else ""
                     right[name] += contains_answer(quote, item.answers)
 
     answerable = sum(1 for item in questions if item.answers)
