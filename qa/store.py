@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -128,9 +128,10 @@ class ChunkRecord:
     sentence_terms: tuple[str, ...]  # one space-separated string per sentence
 
 
-@dataclass(frozen=True)
-class SpanRow:
-    """A stored sentence (or, from `chunks_by_id`, a chunk: then chunk_id == id)."""
+class SpanRow(NamedTuple):
+    """A stored sentence (or, from `chunks_by_id`, a chunk: then chunk_id == id).
+    A named tuple: answering makes a few dozen per question, and a frozen
+    dataclass costs several times as much to build."""
 
     id: int
     chunk_id: int
@@ -412,13 +413,18 @@ class Snapshot:
         if not values:
             return []
         marks = ",".join("?" * len(values))
+        return self._spans(
+            f'SELECT id, chunk_id, article_id, start, "end" FROM sentences '  # nosec B608
+            f"WHERE {column} IN ({marks}) ORDER BY id",
+            [int(v) for v in values],
+        )
+
+    def _spans(self, sql: str, params: list) -> list[SpanRow]:
         with self._lock:
-            rows = self._db.execute(
-                f'SELECT id, chunk_id, article_id, start, "end" FROM sentences '  # nosec B608
-                f"WHERE {column} IN ({marks}) ORDER BY id",
-                [int(v) for v in values],
-            ).fetchall()
-        return [SpanRow(*r) for r in rows]
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples, not sqlite3.Row: made straight into spans
+            rows = cursor.execute(sql, params).fetchall()
+        return list(map(SpanRow._make, rows))
 
     def sentences_around_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
         """The sentences of these chunks plus the one before and after each chunk
@@ -427,15 +433,13 @@ class Snapshot:
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
-        with self._lock:
-            rows = self._db.execute(
-                'SELECT DISTINCT s.id, s.chunk_id, s.article_id, s.start, s."end" '  # nosec B608
-                "FROM (SELECT min(id) - 1 AS lo, max(id) + 1 AS hi FROM sentences "
-                f"WHERE chunk_id IN ({marks}) GROUP BY chunk_id) AS r "
-                "JOIN sentences AS s ON s.id BETWEEN r.lo AND r.hi ORDER BY s.id",
-                [int(c) for c in chunk_ids],
-            ).fetchall()
-        return [SpanRow(*r) for r in rows]
+        return self._spans(
+            'SELECT DISTINCT s.id, s.chunk_id, s.article_id, s.start, s."end" '  # nosec B608
+            "FROM (SELECT min(id) - 1 AS lo, max(id) + 1 AS hi FROM sentences "
+            f"WHERE chunk_id IN ({marks}) GROUP BY chunk_id) AS r "
+            "JOIN sentences AS s ON s.id BETWEEN r.lo AND r.hi ORDER BY s.id",
+            [int(c) for c in chunk_ids],
+        )
 
     def term_presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
         """Which of the query terms each sentence holds (rows: sentences, columns: terms)."""
@@ -446,12 +450,11 @@ class Snapshot:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(
-                f'SELECT id, id, article_id, start, "end" FROM chunks WHERE id IN ({marks})',  # nosec B608
-                [int(i) for i in ids],
-            ).fetchall()
-        by_id = {r[0]: SpanRow(*r) for r in rows}
+        rows = self._spans(
+            f'SELECT id, id, article_id, start, "end" FROM chunks WHERE id IN ({marks})',  # nosec B608
+            [int(i) for i in ids],
+        )
+        by_id = {r.id: r for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
