@@ -32,7 +32,8 @@ import numpy as np
 
 from qa.models import ArticleRef, Quote
 from qa.retrieval import Passages
-from qa.store import Snapshot, SpanRow
+from qa.spans import SpanRow
+from qa.store import Snapshot
 from qa.terms import terms
 
 PASSAGES_KEPT = 4  # every sentence of these passages is a candidate (8 gave no better top 1)

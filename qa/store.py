@@ -27,10 +27,11 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -46,9 +47,11 @@ from qa.errors import (
 from qa.lexical import DIR as LEXICAL_DIR
 from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
+from qa.spans import SentenceSpans, SpanRow
 from qa.terms import TERMS_VERSION, terms
 
 FORMAT_VERSION = 1
+ARTICLE_CACHE_CHARS = 8_000_000  # article text kept in memory per open version (~8-32 MB)
 # SQL here is built only from "?" placeholders and fixed table names; values are
 # always parameters, so those lines carry an exemption from bandit's check B608.
 
@@ -126,18 +129,6 @@ class ChunkRecord:
     terms: str
     sentences: tuple[tuple[int, int], ...]
     sentence_terms: tuple[str, ...]  # one space-separated string per sentence
-
-
-class SpanRow(NamedTuple):
-    """A stored sentence (or, from `chunks_by_id`, a chunk: then chunk_id == id).
-    A named tuple: answering makes a few dozen per question, and a frozen
-    dataclass costs several times as much to build."""
-
-    id: int
-    chunk_id: int
-    article_id: str
-    start: int
-    end: int
 
 
 def _fsync_dir(path: Path) -> None:
@@ -361,6 +352,7 @@ class Snapshot:
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self.n_articles = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            self.spans = SentenceSpans(self._db)
         except sqlite3.Error as exc:
             raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
         self.chunk_index, self.sentence_index, n_chunks, n_sents = _load_vectors(folder, self._db)
@@ -368,6 +360,9 @@ class Snapshot:
         self.n_sentences = n_sents
         self._lock = threading.Lock()
         self.lexical = _load_lexical(folder, self._db)
+        self._articles: OrderedDict[str, tuple[ArticleRef, str]] = OrderedDict()
+        self._cached_chars = 0
+        self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self._db.close()
@@ -404,9 +399,13 @@ class Snapshot:
 
     # -- metadata -------------------------------------------------------------
     def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
+        if self.spans.consistent:
+            return self.spans.of_chunks(chunk_ids)
         return self._sentences("chunk_id", chunk_ids)
 
     def sentences_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
+        if self.spans.consistent:
+            return self.spans.by_id(ids)
         return self._sentences("id", ids)
 
     def _sentences(self, column: str, values: Sequence[int]) -> list[SpanRow]:
@@ -430,6 +429,8 @@ class Snapshot:
         """The sentences of these chunks plus the one before and after each chunk
         (which may belong to another article), by id. A chunk's sentences have
         consecutive ids, so each chunk is one id range, widened by one."""
+        if self.spans.consistent:
+            return self.spans.of_chunks(chunk_ids, widen=1)
         if not chunk_ids:
             return []
         marks = ",".join("?" * len(chunk_ids))
@@ -458,21 +459,40 @@ class Snapshot:
         return [by_id[i] for i in ids if i in by_id]
 
     def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
+        """Each article's citation and full text. The articles quoted recently are
+        kept in memory (a version never changes them), up to ARTICLE_CACHE_CHARS."""
+        found: dict[str, tuple[ArticleRef, str]] = {}
+        with self._cache_lock:
+            for i in ids:
+                hit = self._articles.get(i)
+                if hit is not None:
+                    self._articles.move_to_end(i)
+                    found[i] = hit
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return found
+        marks = ",".join("?" * len(missing))
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, title, url, published, text FROM articles WHERE id IN ({marks})",  # nosec B608
-                list(ids),
+                missing,
             ).fetchall()
-        return {
+        fetched = {
             r["id"]: (
                 ArticleRef(id=r["id"], title=r["title"], url=r["url"], published=r["published"]),
                 r["text"],
             )
             for r in rows
         }
+        with self._cache_lock:
+            for i, item in fetched.items():
+                if i not in self._articles:
+                    self._articles[i] = item
+                    self._cached_chars += len(item[1])
+            while self._cached_chars > ARTICLE_CACHE_CHARS and self._articles:
+                _, (_, text) = self._articles.popitem(last=False)
+                self._cached_chars -= len(text)
+        return found | fetched
 
     def article(self, article_id: str) -> ArticleDetail:
         with self._lock:
