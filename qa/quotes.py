@@ -36,7 +36,7 @@ from qa.spans import SpanRow
 from qa.store import Snapshot
 from qa.terms import terms
 
-PASSAGES_KEPT = 4  # every sentence of these passages is a candidate (8 gave no better top 1)
+PASSAGES_KEPT = 4  # every sentence of these passages is a candidate (5 or 8: no better)
 MERGE_WITHIN = 4  # a neighbour joins a quote only if it is among the best candidates
 MERGE_RATIO = 0.5  # ... and scores at least this share of the quote's own score
 
