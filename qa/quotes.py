@@ -236,15 +236,25 @@ class QuoteSelector:
         before = np.array([_same_article(rows, i, -1) for i in here])
         after = np.array([_same_article(rows, i, +1) for i in here])
 
-        # Dense signals: each sentence's cosine, and its window's (the sentence
-        # plus half of each neighbour, normalised).
+        # Dense signals: each sentence's cosine, and its window's: the cosine of
+        # w = v + b/2 + a/2 (the sentence plus half of each neighbour), worked out
+        # from dot products, as q.w / |w| with |w|^2 expanded over the Gram matrix.
         vecs = snap.sentence_vectors([r.id for r in rows])
-        windows = (
-            vecs[here]
-            + 0.5 * vecs[before] * (before >= 0)[:, None]
-            + 0.5 * vecs[after] * (after >= 0)[:, None]
+        cos = vecs @ qvec
+        gram = vecs @ vecs.T
+        b, a = np.maximum(before, 0), np.maximum(after, 0)
+        hb, ha = 0.5 * (before >= 0), 0.5 * (after >= 0)
+        norm2 = (
+            gram[here, here]
+            + hb * hb * gram[b, b]
+            + ha * ha * gram[a, a]
+            + 2 * hb * gram[here, b]
+            + 2 * ha * gram[here, a]
+            + 2 * hb * ha * gram[b, a]
         )
-        windows /= np.maximum(np.linalg.norm(windows, axis=1, keepdims=True), 1e-9)
+        window_cos = (cos[here] + hb * cos[b] + ha * cos[a]) / np.maximum(
+            np.sqrt(np.maximum(norm2, 0.0)), 1e-9
+        )
 
         # Lexical signals: the IDF-weighted share of the question's terms held by
         # the sentence, by its window, and by its passage with the article title.
@@ -283,13 +293,13 @@ class QuoteSelector:
         sentences = [texts[s.article_id][1][s.start : s.end] for s in sents]
         features = np.column_stack(
             [
-                vecs[here] @ qvec,
+                cos[here],
                 [passages.cosine[s.chunk_id] for s in sents],
                 sentence_has @ weights,
                 passage_has @ weights,
                 [1.0 / (1.0 + rank[s.chunk_id]) for s in sents],
                 [cues.answer_type(t, u) for t, u in zip(sentences, has_unit, strict=True)],
-                windows @ qvec,
+                window_cos,
                 window_has @ weights,
                 [lacks_number[s.chunk_id] for s in sents],
                 [cues.superlative_match(t) for t in sentences],
