@@ -123,18 +123,24 @@ class LexicalIndex:
 
     def search(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         """The n best chunks by BM25 over the distinct query terms, best first."""
+        ids, scores = self.top(query_terms, n)
+        return list(zip(ids.tolist(), scores.tolist(), strict=True))
+
+    def top(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search` as arrays: chunk ids and their BM25 scores, best first."""
+        none = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if self.model is None or n < 1:
-            return []
+            return none
         known = sorted(t for t in set(query_terms) if t and t in self.model.vocab_dict)
         if not known:
-            return []
+            return none
         scores = self.model.get_scores(known)
         hits = np.flatnonzero(scores > 0)
         if len(hits) > n:
             hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
         # Best first; equal scores by chunk id, so results do not depend on layout.
         hits = hits[np.lexsort((self.chunk_ids[hits], -scores[hits]))]
-        return [(int(self.chunk_ids[j]), float(scores[j])) for j in hits]
+        return self.chunk_ids[hits], scores[hits]
 
     def presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
         """Which query terms each sentence holds: a bool matrix, one row per

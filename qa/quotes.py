@@ -223,89 +223,80 @@ class QuoteSelector:
         # passages; it cost a 69 MB scan per question on the BBC index for 0.002
         # of XQuAD top-1 accuracy, so the passages alone supply the candidates.
         kept = passages.ranked[:PASSAGES_KEPT]
-        rows = snap.sentences_around_chunks(kept)  # candidates and their neighbours
-        kept_set = set(kept)
-        sents = [r for r in rows if r.chunk_id in kept_set]
-        if not sents:
+        table = snap.sentences_around_chunks(kept)  # candidates and their neighbours
+        # Which kept passage (by rank) each row belongs to; rows of none are neighbours.
+        in_passage = table.chunks[:, None] == np.asarray(kept, dtype=np.int64)[None, :]
+        here = np.flatnonzero(in_passage.any(axis=1))  # the candidates' rows
+        if not len(here):
             return []
-        texts = snap.article_texts(sorted({s.article_id for s in sents}))
-        # Row numbers (into `rows`) of each candidate and of its neighbours in the
-        # same article, or -1 where there is none.
-        row_of = {r.id: i for i, r in enumerate(rows)}
-        here = np.array([row_of[s.id] for s in sents])
-        before = np.array([_same_article(rows, i, -1) for i in here])
-        after = np.array([_same_article(rows, i, +1) for i in here])
+        rank = in_passage[here].argmax(axis=1)
+        # Each candidate's neighbour rows in the same article, or -1 for none.
+        ids, codes = table.ids, table.article_codes
+        adjacent = (ids[1:] == ids[:-1] + 1) & (codes[1:] == codes[:-1])
+        before = np.where(np.concatenate(([False], adjacent))[here], here - 1, -1)
+        after = np.where(np.concatenate((adjacent, [False]))[here], here + 1, -1)
 
-        # Dense signals: each sentence's cosine, and its window's: the cosine of
-        # w = v + b/2 + a/2 (the sentence plus half of each neighbour), worked out
-        # from dot products, as q.w / |w| with |w|^2 expanded over the Gram matrix.
-        vecs = snap.sentence_vectors([r.id for r in rows])
+        # Dense signals: each sentence's cosine, and its window's.
+        vecs = snap.sentence_vectors(ids)
         cos = vecs @ qvec
-        gram = vecs @ vecs.T
-        b, a = np.maximum(before, 0), np.maximum(after, 0)
-        hb, ha = 0.5 * (before >= 0), 0.5 * (after >= 0)
-        norm2 = (
-            gram[here, here]
-            + hb * hb * gram[b, b]
-            + ha * ha * gram[a, a]
-            + 2 * hb * gram[here, b]
-            + 2 * ha * gram[here, a]
-            + 2 * hb * ha * gram[b, a]
-        )
-        window_cos = (cos[here] + hb * cos[b] + ha * cos[a]) / np.maximum(
-            np.sqrt(np.maximum(norm2, 0.0)), 1e-9
-        )
+        window_cos = _window_cosines(vecs, cos, here, before, after)
 
         # Lexical signals: the IDF-weighted share of the question's terms held by
         # the sentence, by its window, and by its passage with the article title.
         qt = sorted(set(qterms))
         idf = _idf(snap.n_chunks, snap.doc_freqs(qt), qt)
         weights = np.array([idf[t] for t in qt]) / (sum(idf.values()) or 1.0)
-        has = snap.term_presence([r.id for r in rows], qt)
+        has = snap.term_presence(ids, qt)
         has = np.vstack([has, np.zeros((1, len(qt)), dtype=bool)])  # row -1: no neighbour
         sentence_has = has[here]
         window_has = sentence_has | has[before] | has[after]
-        # A chunk is whole sentences, all of them candidates, in id order: its
-        # terms are theirs plus its title's, its text runs from first to last.
-        members: dict[int, list[int]] = {}
-        for i, s in enumerate(sents):
-            members.setdefault(s.chunk_id, []).append(i)
-        titles = {
-            a: np.array([t in title for t in qt], dtype=bool)
-            for a, title in ((a, set(terms(ref.title))) for a, (ref, _) in texts.items())
+        # A chunk is whole sentences, all of them candidates, consecutive in id
+        # order: its terms are theirs plus its title's, its text runs from first
+        # to last. `first` is where each chunk's candidates begin.
+        chunk_of = table.chunks[here]
+        first = np.flatnonzero(np.concatenate(([True], chunk_of[1:] != chunk_of[:-1])))
+        sizes = np.diff(np.append(first, len(here)))
+        names = [table.article_names[c] for c in codes[here].tolist()]
+        texts = snap.article_texts(sorted(set(names)))
+        title_has = {
+            name: np.array([t in title for t in qt], dtype=bool)
+            for name, title in ((n, set(terms(texts[n][0].title))) for n in set(names))
         }
-        passage_has = np.empty_like(sentence_has)
-        for rows_of_chunk in members.values():
-            article = sents[rows_of_chunk[0]].article_id
-            passage_has[rows_of_chunk] = sentence_has[rows_of_chunk].any(axis=0) | titles[article]
+        titles = np.array([title_has[names[i]] for i in first.tolist()])
+        titles = titles.reshape(len(first), len(qt))
+        chunk_has = np.logical_or.reduceat(sentence_has, first, axis=0) if len(qt) else titles
+        passage_has = np.repeat(chunk_has | titles, sizes, axis=0)
 
+        starts, ends = table.starts[here].tolist(), table.ends[here].tolist()
+        sentences = [texts[n][1][s:e] for n, s, e in zip(names, starts, ends, strict=True)]
         cues = QuestionCues.of(question)
         # For a question naming a number (a year, an amount): passages lacking it.
-        lacks_number = dict.fromkeys(members, 0.0)
+        lacks_number = np.zeros(len(first))
         if cues.numbers:
-            for cid, rows_of_chunk in members.items():
-                first, last = sents[rows_of_chunk[0]], sents[rows_of_chunk[-1]]
-                ref, text = texts[first.article_id]
-                found = _DIGITS.findall(ref.title + "\n" + text[first.start : last.end])
-                lacks_number[cid] = 1.0 if cues.numbers - set(found) else 0.0
+            for g, (i, size) in enumerate(zip(first.tolist(), sizes.tolist(), strict=True)):
+                ref, text = texts[names[i]]
+                found = _DIGITS.findall(ref.title + "\n" + text[starts[i] : ends[i + size - 1]])
+                lacks_number[g] = 1.0 if cues.numbers - set(found) else 0.0
         has_unit = sentence_has[:, [t in cues.units for t in qt]].any(axis=1).tolist()
-        rank = {cid: i for i, cid in enumerate(passages.ranked)}
-        sentences = [texts[s.article_id][1][s.start : s.end] for s in sents]
         features = np.column_stack(
             [
                 cos[here],
-                [passages.cosine[s.chunk_id] for s in sents],
+                np.asarray(passages.cosine[: len(kept)])[rank],
                 sentence_has @ weights,
                 passage_has @ weights,
-                [1.0 / (1.0 + rank[s.chunk_id]) for s in sents],
+                1.0 / (1.0 + rank),
                 [cues.answer_type(t, u) for t, u in zip(sentences, has_unit, strict=True)],
                 window_cos,
                 window_has @ weights,
-                [lacks_number[s.chunk_id] for s in sents],
+                np.repeat(lacks_number, sizes),
                 [cues.superlative_match(t) for t in sentences],
             ]
         )
-        return [Candidate(s, *texts[s.article_id], f) for s, f in zip(sents, features, strict=True)]
+        hits = zip(ids[here].tolist(), chunk_of.tolist(), names, starts, ends, strict=True)
+        return [
+            Candidate(SpanRow(*hit), *texts[hit[2]], f)
+            for hit, f in zip(hits, features, strict=True)
+        ]
 
     def score(self, candidates: list[Candidate]) -> list[Candidate]:
         """Scored candidates, best first (ties by position in the index)."""
@@ -364,16 +355,30 @@ class QuoteSelector:
 _DIGITS = re.compile(r"\d[\d,.]*\d|\d")
 
 
+def _window_cosines(
+    vecs: np.ndarray, cos: np.ndarray, here: np.ndarray, before: np.ndarray, after: np.ndarray
+) -> np.ndarray:
+    """Cosine to the question of w = v + b/2 + a/2 for each row in `here`: the
+    sentence plus half of each neighbour (rows `before`/`after`, -1 for none).
+    Worked out from dot products, q.w / |w| with |w|^2 expanded over the Gram
+    matrix, instead of building and normalising each window vector."""
+    gram = vecs @ vecs.T
+    b, a = np.maximum(before, 0), np.maximum(after, 0)
+    hb, ha = 0.5 * (before >= 0), 0.5 * (after >= 0)
+    norm2 = (
+        gram[here, here]
+        + hb * hb * gram[b, b]
+        + ha * ha * gram[a, a]
+        + 2 * hb * gram[here, b]
+        + 2 * ha * gram[here, a]
+        + 2 * hb * ha * gram[b, a]
+    )
+    return (cos[here] + hb * cos[b] + ha * cos[a]) / np.maximum(
+        np.sqrt(np.maximum(norm2, 0.0)), 1e-9
+    )
+
+
 def _idf(n_chunks: int, df: dict[str, int], qterms: list[str]) -> dict[str, float]:
     """Rarity of each question term; one absent from every article counts as rarest."""
     n = max(n_chunks, 1)
     return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in set(qterms)}
-
-
-def _same_article(rows: list[SpanRow], i: int, step: int) -> int:
-    """The row of the sentence next to rows[i] (step -1 or +1) when it is the
-    adjacent sentence of the same article, else -1. Sentence ids are consecutive
-    within an article."""
-    j = i + step
-    near = 0 <= j < len(rows) and rows[j].id == rows[i].id + step
-    return j if near and rows[j].article_id == rows[i].article_id else -1

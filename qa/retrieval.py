@@ -22,22 +22,25 @@ DENSE_WEIGHT = 0.6  # the rest goes to BM25 (normalised by the query's best)
 @dataclass(frozen=True)
 class Passages:
     ranked: list[int]  # chunk ids, best first
-    cosine: dict[int, float]  # chunk id → cosine to the question
-    lexical: dict[int, float]  # chunk id → BM25 / best BM25 of the query, in [0, 1]
+    cosine: list[float]  # their cosines to the question, in the same order
 
 
 def retrieve(snap: Snapshot, qvec: np.ndarray, qterms: list[str]) -> Passages:
-    dense = dict(snap.search_chunks(qvec, DENSE_K))
-    bm25 = dict(snap.search_terms(qterms, LEXICAL_K))
-    ids = sorted(set(dense) | set(bm25))
+    dense_ids, dense_cos = snap.nearest_chunks(qvec, DENSE_K)
+    bm25_ids, bm25 = snap.best_by_terms(qterms, LEXICAL_K)
+    ids = np.union1d(dense_ids, bm25_ids)  # sorted, so ties go to the lower id
     # Exact cosines for every candidate: FAISS's inner products for the dense
     # hits (vectors are normalised), computed for the lexical-only ones.
-    cosine = dict(dense)
-    missing = [cid for cid in ids if cid not in cosine]
-    cosine.update(zip(missing, (snap.chunk_vectors(missing) @ qvec).tolist(), strict=True))
-    best = max(bm25.values(), default=0.0) or 1.0
-    lexical = {cid: score / best for cid, score in bm25.items()}
-    fused = {
-        cid: DENSE_WEIGHT * cosine[cid] + (1 - DENSE_WEIGHT) * lexical.get(cid, 0.0) for cid in ids
-    }
-    return Passages(sorted(ids, key=lambda c: (-fused[c], c)), cosine, lexical)
+    cosine = np.full(len(ids), np.nan)
+    cosine[np.searchsorted(ids, dense_ids)] = dense_cos
+    missing = np.isnan(cosine)
+    if missing.any():
+        cosine[missing] = snap.chunk_vectors(ids[missing].tolist()) @ qvec
+    lexical = np.zeros(len(ids))
+    if len(bm25):
+        lexical[np.searchsorted(ids, bm25_ids)] = bm25.astype(np.float64) / (
+            float(bm25.max()) or 1.0
+        )
+    fused = DENSE_WEIGHT * cosine + (1 - DENSE_WEIGHT) * lexical
+    order = np.lexsort((ids, -fused))
+    return Passages(ids[order].tolist(), cosine[order].tolist())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +27,35 @@ class SpanRow(NamedTuple):
     article_id: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class SpanTable:
+    """A few sentences as columns, in id order: what quote selection computes
+    over, without an object per sentence."""
+
+    ids: np.ndarray
+    chunks: np.ndarray
+    article_codes: np.ndarray  # index into article_names
+    article_names: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[SpanRow]) -> SpanTable:
+        names: dict[str, int] = {}
+        codes = [names.setdefault(r.article_id, len(names)) for r in rows]
+        return cls(
+            np.array([r.id for r in rows], dtype=np.int64),
+            np.array([r.chunk_id for r in rows], dtype=np.int64),
+            np.array(codes, dtype=np.int32),
+            list(names),
+            np.array([r.start for r in rows], dtype=np.int64),
+            np.array([r.end for r in rows], dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 class SentenceSpans:
@@ -59,18 +89,34 @@ class SentenceSpans:
         # but if it did, lookups by chunk would miss rows, so say so instead.
         self.consistent = bool(np.all(np.diff(self._run_chunk) > 0))
 
-    def of_chunks(self, chunk_ids: Sequence[int], widen: int = 0) -> list[SpanRow]:
+    def of_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
+        """The sentences of these chunks, by id."""
+        return self._spans(self._rows_of_chunks(chunk_ids, 0))
+
+    def table_of_chunks(self, chunk_ids: Sequence[int], widen: int = 0) -> SpanTable:
         """The sentences of these chunks, with `widen` more rows either side of
         each chunk (its neighbours in id order, whatever their article), by id."""
+        rows = self._rows_of_chunks(chunk_ids, widen)
+        codes, local = np.unique(self.articles[rows], return_inverse=True)
+        return SpanTable(
+            self.ids[rows],
+            self.chunks[rows],
+            local.astype(np.int32).reshape(-1),
+            [self.article_ids[c] for c in codes.tolist()],
+            self.starts[rows],
+            self.ends[rows],
+        )
+
+    def _rows_of_chunks(self, chunk_ids: Sequence[int], widen: int) -> np.ndarray:
         if not len(chunk_ids) or not len(self._run_chunk):
-            return []
+            return np.zeros(0, np.int64)
         wanted = np.asarray(chunk_ids, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._run_chunk, wanted), len(self._run_chunk) - 1)
         at = at[self._run_chunk[at] == wanted]
         begins = np.maximum(self._run_begin[at] - widen, 0)
         ends = np.minimum(self._run_end[at] + widen, len(self.ids))
         runs = [np.arange(b, e) for b, e in zip(begins.tolist(), ends.tolist(), strict=True)]
-        return self._spans(np.unique(np.concatenate(runs)) if runs else np.zeros(0, np.int64))
+        return np.unique(np.concatenate(runs)) if runs else np.zeros(0, np.int64)
 
     def by_id(self, ids: Sequence[int]) -> list[SpanRow]:
         if not len(ids) or not len(self.ids):

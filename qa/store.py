@@ -47,7 +47,7 @@ from qa.errors import (
 from qa.lexical import DIR as LEXICAL_DIR
 from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
-from qa.spans import SentenceSpans, SpanRow
+from qa.spans import SentenceSpans, SpanRow, SpanTable
 from qa.terms import TERMS_VERSION, terms
 
 FORMAT_VERSION = 1
@@ -371,6 +371,16 @@ class Snapshot:
     def search_chunks(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
         return self._search(self.chunk_index, qvec, n)
 
+    def nearest_chunks(self, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search_chunks` as arrays: chunk ids and cosines, best first."""
+        if self.chunk_index.ntotal == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores, ids = self.chunk_index.search(
+            qvec.reshape(1, -1).astype(np.float32), min(n, self.chunk_index.ntotal)
+        )
+        found = ids[0] >= 0
+        return ids[0][found], scores[0][found]
+
     @staticmethod
     def _search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
         if index.ntotal == 0:
@@ -382,18 +392,22 @@ class Snapshot:
         """BM25 over chunk terms; higher is better."""
         return self.lexical.search(query_terms, n)
 
+    def best_by_terms(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`search_terms` as arrays: chunk ids and BM25 scores, best first."""
+        return self.lexical.top(query_terms, n)
+
     def doc_freqs(self, query_terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term (terms in none are left out)."""
         found = {t: self.lexical.doc_freq(t) for t in set(query_terms)}
         return {t: n for t, n in found.items() if n}
 
-    def sentence_vectors(self, ids: Sequence[int]) -> np.ndarray:
-        if not ids:
+    def sentence_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        if not len(ids):
             return np.zeros((0, DIM), dtype=np.float32)
         return self.sentence_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
-    def chunk_vectors(self, ids: Sequence[int]) -> np.ndarray:
-        if not ids:
+    def chunk_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        if not len(ids):
             return np.zeros((0, DIM), dtype=np.float32)
         return self.chunk_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
@@ -425,21 +439,23 @@ class Snapshot:
             rows = cursor.execute(sql, params).fetchall()
         return list(map(SpanRow._make, rows))
 
-    def sentences_around_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
+    def sentences_around_chunks(self, chunk_ids: Sequence[int]) -> SpanTable:
         """The sentences of these chunks plus the one before and after each chunk
         (which may belong to another article), by id. A chunk's sentences have
         consecutive ids, so each chunk is one id range, widened by one."""
         if self.spans.consistent:
-            return self.spans.of_chunks(chunk_ids, widen=1)
+            return self.spans.table_of_chunks(chunk_ids, widen=1)
         if not chunk_ids:
-            return []
+            return SpanTable.of([])
         marks = ",".join("?" * len(chunk_ids))
-        return self._spans(
-            'SELECT DISTINCT s.id, s.chunk_id, s.article_id, s.start, s."end" '  # nosec B608
-            "FROM (SELECT min(id) - 1 AS lo, max(id) + 1 AS hi FROM sentences "
-            f"WHERE chunk_id IN ({marks}) GROUP BY chunk_id) AS r "
-            "JOIN sentences AS s ON s.id BETWEEN r.lo AND r.hi ORDER BY s.id",
-            [int(c) for c in chunk_ids],
+        return SpanTable.of(
+            self._spans(
+                'SELECT DISTINCT s.id, s.chunk_id, s.article_id, s.start, s."end" '  # nosec B608
+                "FROM (SELECT min(id) - 1 AS lo, max(id) + 1 AS hi FROM sentences "
+                f"WHERE chunk_id IN ({marks}) GROUP BY chunk_id) AS r "
+                "JOIN sentences AS s ON s.id BETWEEN r.lo AND r.hi ORDER BY s.id",
+                [int(c) for c in chunk_ids],
+            )
         )
 
     def term_presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
