@@ -49,8 +49,8 @@ def plain_answer(answerer: Answerer, question: str) -> Answer:
     q, k = answerer.validate(question, None)
     snap = answerer.snapshot()
     qvec = answerer.encoder.embed([q])[0]
-    chunk_ids = [cid for cid, _ in snap.search_chunks(qvec, PLAIN_PASSAGES)]
-    sents = snap.sentences_of_chunks(chunk_ids)
+    chunk_ids, _ = snap.nearest_chunks(qvec, PLAIN_PASSAGES)
+    sents = snap.sentences_of_chunks(chunk_ids.tolist())
     cos = snap.sentence_vectors([s.id for s in sents]) @ qvec
     order = np.argsort(-cos)[:k]
     texts = snap.article_texts(sorted({sents[i].article_id for i in order}))

@@ -146,9 +146,8 @@ class LexicalIndex:
         """Which query terms each sentence holds: a bool matrix, one row per
         sentence id (in the order given), one column per query term."""
         out = np.zeros((len(sentence_ids), len(query_terms)), dtype=bool)
-        if self.model is None or not (len(self.sentence_ids) and len(sentence_ids)):
-            return out
-        if not query_terms:  # a question of stop words only ("What is it?")
+        # No terms: a question of stop words only ("What is it?").
+        if self.model is None or not (len(self.sentence_ids) and len(sentence_ids) and query_terms):
             return out
         vocab = self.model.vocab_dict
         qids = np.asarray([vocab.get(t, -1) for t in query_terms], dtype=np.int64)

@@ -54,9 +54,6 @@ class SpanTable:
             np.array([r.end for r in rows], dtype=np.int64),
         )
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
 
 class SentenceSpans:
     """Every sentence's id, chunk, article and offsets, in id order."""
@@ -117,13 +114,6 @@ class SentenceSpans:
         ends = np.minimum(self._run_end[at] + widen, len(self.ids))
         runs = [np.arange(b, e) for b, e in zip(begins.tolist(), ends.tolist(), strict=True)]
         return np.unique(np.concatenate(runs)) if runs else np.zeros(0, np.int64)
-
-    def by_id(self, ids: Sequence[int]) -> list[SpanRow]:
-        if not len(ids) or not len(self.ids):
-            return []
-        wanted = np.unique(np.asarray(ids, dtype=np.int64))
-        rows = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
-        return self._spans(rows[self.ids[rows] == wanted])
 
     def _spans(self, rows: np.ndarray) -> list[SpanRow]:
         names = self.article_ids

@@ -368,11 +368,8 @@ class Snapshot:
         self._db.close()
 
     # -- search ---------------------------------------------------------------
-    def search_chunks(self, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        return self._search(self.chunk_index, qvec, n)
-
     def nearest_chunks(self, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """`search_chunks` as arrays: chunk ids and cosines, best first."""
+        """The n chunks nearest the question: ids and cosines, best first."""
         if self.chunk_index.ntotal == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         scores, ids = self.chunk_index.search(
@@ -380,13 +377,6 @@ class Snapshot:
         )
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
-
-    @staticmethod
-    def _search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
-        if index.ntotal == 0:
-            return []
-        scores, ids = index.search(qvec.reshape(1, -1).astype(np.float32), min(n, index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def search_terms(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         """BM25 over chunk terms; higher is better."""
@@ -416,11 +406,6 @@ class Snapshot:
         if self.spans.consistent:
             return self.spans.of_chunks(chunk_ids)
         return self._sentences("chunk_id", chunk_ids)
-
-    def sentences_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
-        if self.spans.consistent:
-            return self.spans.by_id(ids)
-        return self._sentences("id", ids)
 
     def _sentences(self, column: str, values: Sequence[int]) -> list[SpanRow]:
         if not values:

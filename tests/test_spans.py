@@ -39,8 +39,6 @@ def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
     for n in (1, 3, 7):
         picked = [*chunk_ids[::n][:9], 10**9]  # and one id the version lacks
         assert snap.sentences_of_chunks(picked) == snap._sentences("chunk_id", picked)
-    ids = [r.id for r in snap._sentences("chunk_id", chunk_ids[:4])]
-    assert snap.sentences_by_id([*ids, 10**9]) == snap._sentences("id", ids)
     assert snap.sentences_of_chunks([]) == []
 
 
