@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.load import percentile  # noqa: E402
 from bench.shared import find_shared  # noqa: E402
 from qa.answering import NOT_FOUND, Answerer  # noqa: E402
+from qa.errors import QAError  # noqa: E402
 from qa.evaluation import contains_answer, load_questions  # noqa: E402
 from qa.models import Answer, Quote  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -84,7 +85,10 @@ def main() -> None:
         ap.error(f"no index at {args.index_dir}: build one with `qa index PATH --index-dir DIR`")
 
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
-    questions = load_questions(args.questions)
+    try:
+        questions = load_questions(args.questions)
+    except (OSError, QAError) as exc:
+        ap.error(f"cannot read the questions: {exc}")
     for item in questions[:20]:  # warm both paths (first-call costs, OS caches)
         answerer.ask(item.question)
         plain_answer(answerer, item.question)
