@@ -14,10 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from qa.encoder import Encoder, load_encoder
 from qa.errors import IndexEmpty, InvalidInput
-from qa.models import Answer
+from qa.models import Answer, PriorTurn
 from qa.quotes import Candidate, QuoteSelector, ScoreModel
 from qa.retrieval import Passages, retrieve
 from qa.settings import Settings
@@ -76,7 +77,9 @@ class Answerer:
             raise InvalidInput(f"k must be between 1 and 20, not {k}")
         return q, k
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, history: Sequence[PriorTurn] = ()) -> Answer:
+        """Answer `question`; `history` holds the earlier turns, oldest first, so a
+        follow-up ("When was it launched?") is searched in a self-contained form."""
         started = time.perf_counter()
         q, k = self.validate(question, k)
         snap = self.snapshot()
@@ -98,6 +101,7 @@ class Answerer:
             answer=f"{quotes[0].text} [1]" if answered else NOT_FOUND,
             quotes=quotes,
             took_ms=_ms_since(started),
+            standalone_question=q,
         )
         if self.settings.answer_cache:
             with self._cache_lock:

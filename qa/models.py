@@ -69,6 +69,35 @@ class Answer(_Frozen):
     answer: str
     quotes: list[Quote]
     took_ms: float
+    standalone_question: str = Field(
+        "",
+        description="The question as understood and searched: `question` itself, or, for a "
+        "follow-up, a self-contained form built from the earlier turns.",
+    )
+
+
+class QuoteRef(_Frozen):
+    """Where an earlier answer quoted from: enough to find the text again in the index.
+    The quote's own text is never trusted (a client sends it back); offsets are."""
+
+    article_id: str
+    start: int
+    end: int
+
+
+class PriorTurn(_Frozen):
+    """One earlier turn of a conversation: the question asked and what it quoted."""
+
+    question: str
+    quotes: tuple[QuoteRef, ...] = ()
+
+    @classmethod
+    def of(cls, answer: Answer) -> PriorTurn:
+        """The turn an Answer makes, as the next question's history."""
+        refs = tuple(
+            QuoteRef(article_id=q.article.id, start=q.start, end=q.end) for q in answer.quotes
+        )
+        return cls(question=answer.question, quotes=refs)
 
 
 class Health(_Frozen):
