@@ -1,11 +1,14 @@
 """HTML pages: the chat, the embeddable chat, the article list and the article view.
 
-They work without JavaScript (forms post back, answers render on the server);
-`static/chat.js` then upgrades the chat to answer in place through /api/ask.
+They work without JavaScript (forms post back, answers render on the server, and
+the earlier turns travel sealed in a hidden field so follow-up questions keep
+their context); `static/chat.js` then upgrades the chat to answer in place
+through /api/ask, sending the turns it shows as `history`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from qa.answering import Answerer
 from qa.errors import QAError
-from qa.models import Answer
+from qa.models import Answer, PriorTurn
 from qa.settings import Settings
 from qa.web.deps import AnswererDep, SealDep, SettingsDep, SlotsDep, TemplatesDep
 from qa.web.highlight import paragraphs, parse_span
@@ -34,6 +37,21 @@ class Turn:
     question: str
     answer: Answer | None = None
     error: ErrorDetail | None = None
+
+    @property
+    def searched_for(self) -> str | None:
+        """What was searched, when the earlier turns made it differ from the question."""
+        a = self.answer
+        if a is None or not a.standalone_question or a.standalone_question == a.question:
+            return None
+        return a.standalone_question
+
+    def history_json(self) -> str:
+        """This turn as chat.js sends it back in `history`: the question and the quotes
+        exactly as the API returns them ("" for a turn that met an error)."""
+        if self.answer is None:
+            return ""
+        return json.dumps(self.answer.model_dump(mode="json", include={"question", "quotes"}))
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,8 @@ async def _chat(
     if question is not None:
         try:
             async with deps.slots.slot():
-                answer = await run_in_threadpool(deps.answerer.ask, question, None)
+                history = [PriorTurn.of(a) for a in earlier]
+                answer = await run_in_threadpool(deps.answerer.ask, question, None, history)
         except QAError as exc:
             turns.append(Turn(question, error=ErrorDetail(code=exc.code, message=exc.message)))
             status, draft = exc.status, question

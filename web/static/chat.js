@@ -1,6 +1,8 @@
 // Upgrades the chat form: answers arrive in place through the JSON API, no reload.
 // Without JavaScript the same form posts to the server, which renders the answer.
 // Everything from the network is inserted as text (textContent), never parsed as HTML.
+// The turns shown are sent back as `history`, so a follow-up question keeps its context;
+// "New conversation" forgets them.
 (function () {
   "use strict";
 
@@ -8,11 +10,34 @@
   var list = document.getElementById("conversation");
   if (!form || !list || !window.fetch) return;
   var input = form.querySelector("input[name=question]");
-  var button = form.querySelector("button[type=submit]");
+  var button = form.querySelector(".ask-button");
+  var restartForm = document.getElementById("restart");
+  var restart = form.querySelector(".new-conversation");
   var apiUrl = form.getAttribute("data-api");
   var articlesUrl = form.getAttribute("data-articles").replace(/\/$/, "");
   var linkTarget = form.getAttribute("data-link-target");
   var busy = false;
+  var MAX_HISTORY = 20; // what /api/ask takes
+  // Earlier turns, oldest first: {question, quotes} with the quotes as the API sent them.
+  var history = [];
+  var generation = 0; // bumped by "New conversation": a late answer must not rejoin it
+
+  function remember(turn) {
+    history.push(turn);
+    if (history.length > MAX_HISTORY) history = history.slice(-MAX_HISTORY);
+  }
+
+  // Turns the server rendered (a deep link, or form posts before this script ran).
+  list.querySelectorAll(".turn[data-turn]").forEach(function (li) {
+    try {
+      var turn = JSON.parse(li.getAttribute("data-turn"));
+      if (turn && typeof turn.question === "string" && Array.isArray(turn.quotes)) {
+        remember({ question: turn.question, quotes: turn.quotes });
+      }
+    } catch (e) {
+      // not a turn we can send back: the conversation goes on without it
+    }
+  });
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -75,6 +100,14 @@
     return p;
   }
 
+  function searchedFor(answer) {
+    var searched = answer.standalone_question;
+    if (!searched || searched === answer.question) return null;
+    var p = el("p", "searched-for", "Searched for: ");
+    p.append(el("span", "searched-text", searched));
+    return p;
+  }
+
   function renderAnswer(box, answer) {
     if (!answer.answered || !answer.quotes || !answer.quotes.length) {
       var none = el("p", "not-found");
@@ -108,7 +141,7 @@
       response = await fetch(apiUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ question: question }),
+        body: JSON.stringify({ question: question, history: history }),
       });
     } catch (e) {
       throw new Error("The server could not be reached. Check that it is running and try again.");
@@ -147,10 +180,18 @@
     form.setAttribute("aria-busy", "true");
     button.disabled = true;
     list.append(turn);
+    if (restart) restart.hidden = false;
     input.value = "";
     turn.scrollIntoView({ block: "nearest" });
+    var asked = generation;
     try {
-      renderAnswer(box, await ask(question));
+      var answer = await ask(question);
+      var searched = searchedFor(answer);
+      if (searched) turn.insertBefore(searched, box);
+      renderAnswer(box, answer);
+      if (asked === generation) {
+        remember({ question: answer.question, quotes: answer.quotes || [] });
+      }
     } catch (error) {
       renderError(box, error.message);
       input.value = question; // keep it, so the user can edit and retry
@@ -164,4 +205,19 @@
       turn.scrollIntoView({ block: "nearest" });
     }
   });
+
+  // Start over in place: the no-JavaScript button reloads the bare page instead.
+  if (restartForm) {
+    restartForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      generation += 1;
+      history = [];
+      list.replaceChildren();
+      var sealed = form.querySelector("input[name=history]");
+      if (sealed) sealed.remove(); // a form post must not bring the old turns back
+      if (restart) restart.hidden = true;
+      input.value = "";
+      input.focus();
+    });
+  }
 })();

@@ -13,6 +13,8 @@
  * BASE/api/ask, cross-origin: the server must list this page's origin in
  * QA_CORS_ORIGINS. Everything lives in a shadow root, so the page's CSS and the
  * widget's cannot affect each other; all text is inserted with textContent.
+ * The turns shown are sent back as `history`, so a follow-up question keeps its
+ * context; "New conversation" forgets them.
  */
 (function () {
   "use strict";
@@ -24,6 +26,7 @@
   var title = script.getAttribute("data-qa-title") || "Ask the archive";
   var targetSelector = script.getAttribute("data-qa-target");
   var k = parseInt(script.getAttribute("data-qa-k") || "", 10);
+  var MAX_HISTORY = 20; // what /api/ask takes
 
   var CSS = [
     ":host { all: initial; display: block; }",
@@ -47,12 +50,20 @@
     ".head { display: flex; align-items: center; justify-content: space-between;",
     "  gap: 8px; padding: 10px 14px; background: #f4f6fa; border-bottom: 1px solid #d9dee7; }",
     ".head h2 { margin: 0; font-size: 16px; font-weight: 700; }",
+    ".tools { display: flex; align-items: center; gap: 4px; }",
+    ".restart { font: inherit; font-size: 13px; font-weight: 600; color: #1f5fbf;",
+    "  background: #fff; border: 1px solid #d9dee7; border-radius: 999px; padding: 2px 10px;",
+    "  cursor: pointer; }",
+    ".restart:hover { border-color: #1f5fbf; }",
     ".close { font: inherit; font-size: 20px; line-height: 1; border: 0; background: none;",
     "  color: #5a6475; cursor: pointer; padding: 2px 6px; border-radius: 6px; }",
     ".log { list-style: none; margin: 0; padding: 12px 14px; overflow-y: auto; flex: 1;",
     "  display: flex; flex-direction: column; gap: 12px; }",
     ".empty { color: #5a6475; margin: 0; }",
     ".question { margin: 0 0 6px; font-weight: 600; overflow-wrap: anywhere; }",
+    ".searched-for { margin: -4px 0 6px; font-size: 13px; color: #5a6475;",
+    "  overflow-wrap: anywhere; }",
+    ".searched-text { font-style: italic; }",
     ".who { display: block; font-size: 11px; text-transform: uppercase; letter-spacing: .04em;",
     "  color: #5a6475; }",
     ".quotes { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column;",
@@ -131,8 +142,16 @@
     box.append(ol);
   }
 
-  async function ask(question) {
-    var body = { question: question };
+  function searchedFor(answer) {
+    var searched = answer.standalone_question;
+    if (!searched || searched === answer.question) return null;
+    var p = el("p", "searched-for", "Searched for: ");
+    p.append(el("span", "searched-text", searched));
+    return p;
+  }
+
+  async function ask(question, history) {
+    var body = { question: question, history: history };
     if (k >= 1 && k <= 20) body.k = k;
     var response;
     try {
@@ -177,10 +196,16 @@
     var panel = el("section", "panel");
     panel.setAttribute("aria-label", title);
     var head = el("div", "head");
-    head.append(el("h2", null, title));
+    var tools = el("div", "tools");
+    var restart = el("button", "restart", "New conversation");
+    restart.type = "button";
+    restart.hidden = true;
+    tools.append(restart);
+    head.append(el("h2", null, title), tools);
     var log = el("ol", "log");
     log.setAttribute("aria-live", "polite");
-    log.append(el("p", "empty", "Ask a question: the answer is quoted from the articles."));
+    var emptyText = "Ask a question: the answer is quoted from the articles.";
+    log.append(el("p", "empty", emptyText));
     var form = el("form");
     var label = el("label", null, "Your question");
     var input = el("input");
@@ -205,7 +230,7 @@
       var close = el("button", "close", "×");
       close.type = "button";
       close.setAttribute("aria-label", "Close");
-      head.append(close);
+      tools.append(close);
       panel.hidden = true;
       var toggle = function (open) {
         panel.hidden = !open;
@@ -223,6 +248,17 @@
     root.append(wrap);
 
     var busy = false;
+    // Earlier turns, oldest first: {question, quotes} with the quotes as the API sent them.
+    var history = [];
+    var generation = 0; // bumped by "New conversation": a late answer must not rejoin it
+    restart.addEventListener("click", function () {
+      generation += 1;
+      history = [];
+      log.replaceChildren(el("p", "empty", emptyText));
+      restart.hidden = true;
+      input.value = "";
+      input.focus();
+    });
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
       var question = input.value.trim();
@@ -239,10 +275,19 @@
       box.setAttribute("aria-busy", "true");
       turn.append(q, box);
       log.append(turn);
+      restart.hidden = false;
       button.disabled = true;
       input.value = "";
+      var asked = generation;
       try {
-        renderAnswer(box, await ask(question));
+        var answer = await ask(question, history);
+        var searched = searchedFor(answer);
+        if (searched) turn.insertBefore(searched, box);
+        renderAnswer(box, answer);
+        if (asked === generation) {
+          history.push({ question: answer.question, quotes: answer.quotes || [] });
+          if (history.length > MAX_HISTORY) history = history.slice(-MAX_HISTORY);
+        }
       } catch (error) {
         box.append(el("p", "error", error.message));
         input.value = question;
