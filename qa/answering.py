@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from qa.conversation import MAX_TURNS, ConversationReader, Understood
 from qa.encoder import Encoder, load_encoder
 from qa.errors import IndexEmpty, InvalidInput
 from qa.models import Answer, PriorTurn
@@ -37,6 +38,7 @@ class Answerer:
         self.settings = settings
         self.store = IndexStore(settings.index_dir)
         self.selector = QuoteSelector(model)
+        self.conversation = ConversationReader()
         self._snapshot: Snapshot | None = None
         self._encoder = encoder
         self._lock = threading.Lock()
@@ -82,15 +84,21 @@ class Answerer:
         follow-up ("When was it launched?") is searched in a self-contained form."""
         started = time.perf_counter()
         q, k = self.validate(question, k)
+        if len(history) > MAX_TURNS:
+            raise InvalidInput(
+                f"the history has {len(history)} turns; at most {MAX_TURNS} are taken"
+            )
         snap = self.snapshot()
-        key = (snap.version, q.casefold(), k)  # the model and the terms ignore case
+        seen = self.understand(q, history, snap)
+        # The answer depends on what is searched, not on how it was asked.
+        key = (snap.version, seen.text.casefold(), seen.prefer, k)
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is not None:
             return cached.model_copy(update={"question": q, "took_ms": _ms_since(started)})
-        ranked, _ = self.analyse(q, snap)
+        ranked, _ = self.analyse(seen.text, snap, seen.prefer)
         quotes = self.selector.quotes(ranked, k)
         answered = bool(quotes) and quotes[0].score >= self.settings.min_score
         if not answered:
@@ -101,7 +109,7 @@ class Answerer:
             answer=f"{quotes[0].text} [1]" if answered else NOT_FOUND,
             quotes=quotes,
             took_ms=_ms_since(started),
-            standalone_question=q,
+            standalone_question=seen.text,
         )
         if self.settings.answer_cache:
             with self._cache_lock:
@@ -110,7 +118,17 @@ class Answerer:
                     self._cache.popitem(last=False)
         return answer
 
-    def analyse(self, q: str, snap: Snapshot | None = None) -> tuple[list[Candidate], Passages]:
+    def understand(
+        self, q: str, history: Sequence[PriorTurn], snap: Snapshot | None = None
+    ) -> Understood:
+        """What a question is searched as, given the earlier turns."""
+        if not history:
+            return Understood(q)
+        return self.conversation.understand(q, history, snap or self.snapshot())
+
+    def analyse(
+        self, q: str, snap: Snapshot | None = None, prefer: Sequence[str] = ()
+    ) -> tuple[list[Candidate], Passages]:
         """Scored candidate sentences (best first) and the ranked passages."""
         snap = snap or self.snapshot()
         if snap.n_chunks == 0:
@@ -119,7 +137,7 @@ class Answerer:
             )
         qvec = self.encoder.embed([q])[0]
         qterms = terms(q)
-        passages = retrieve(snap, qvec, qterms)
+        passages = retrieve(snap, qvec, qterms, prefer)
         candidates = self.selector.candidates(snap, q, qvec, qterms, passages)
         return self.selector.score(candidates), passages
 

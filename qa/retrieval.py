@@ -8,6 +8,7 @@ question), so it only ranks; absolute confidence is the quote scorer's job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from qa.store import Snapshot
 DENSE_K = 30
 LEXICAL_K = 30
 DENSE_WEIGHT = 0.6  # the rest goes to BM25 (normalised by the query's best)
+PREFERRED_KEPT = 8  # a follow-up also considers this many best passages of the article
+PREFER_BONUS = 0.1  # ... being discussed, and ranks them this much higher (fused scale)
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,18 @@ class Passages:
     cosine: list[float]  # their cosines to the question, in the same order
 
 
-def retrieve(snap: Snapshot, qvec: np.ndarray, qterms: list[str]) -> Passages:
+def retrieve(
+    snap: Snapshot, qvec: np.ndarray, qterms: list[str], prefer: Sequence[str] = ()
+) -> Passages:
+    """`prefer`: articles a follow-up question is about (those the previous answer
+    quoted); their best passages join the candidates and rank a little higher."""
     dense_ids, dense_cos = snap.nearest_chunks(qvec, DENSE_K)
     bm25_ids, bm25 = snap.best_by_terms(qterms, LEXICAL_K)
     ids = np.union1d(dense_ids, bm25_ids)  # sorted, so ties go to the lower id
+    discussed = snap.chunks_of_articles(prefer) if prefer else np.zeros(0, np.int64)
+    if len(discussed):
+        own = snap.chunk_vectors(discussed) @ qvec
+        ids = np.union1d(ids, discussed[np.argsort(-own, kind="stable")[:PREFERRED_KEPT]])
     # Exact cosines for every candidate: FAISS's inner products for the dense
     # hits (vectors are normalised), computed for the lexical-only ones.
     cosine = np.full(len(ids), np.nan)
@@ -42,5 +53,7 @@ def retrieve(snap: Snapshot, qvec: np.ndarray, qterms: list[str]) -> Passages:
             float(bm25.max()) or 1.0
         )
     fused = DENSE_WEIGHT * cosine + (1 - DENSE_WEIGHT) * lexical
+    if len(discussed):
+        fused += PREFER_BONUS * np.isin(ids, discussed)
     order = np.lexsort((ids, -fused))
     return Passages(ids[order].tolist(), cosine[order].tolist())

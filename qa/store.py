@@ -443,6 +443,18 @@ class Snapshot:
             )
         )
 
+    def chunks_of_articles(self, article_ids: Sequence[str]) -> np.ndarray:
+        """The ids of these articles' chunks (unknown ids have none)."""
+        if not article_ids:
+            return np.zeros(0, np.int64)
+        marks = ",".join("?" * len(article_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id FROM chunks WHERE article_id IN ({marks}) ORDER BY id",  # nosec B608
+                list(article_ids),
+            ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
     def term_presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
         """Which of the query terms each sentence holds (rows: sentences, columns: terms)."""
         return self.lexical.presence(sentence_ids, query_terms)

@@ -1,0 +1,386 @@
+"""A question and the earlier turns of its conversation → what to search.
+
+In: the new question, the earlier turns (`PriorTurn`s, oldest first: each a
+question and the offsets it quoted) and an open `Snapshot`. Out: `Understood`,
+the self-contained question to search and the articles to prefer, or the
+question itself, untouched, when it stands on its own.
+
+No model and no network: a follow-up is recognised by its form and by what the
+index knows of its words, then rewritten from the earlier turns.
+
+- A dangling reference ("When was *it* launched?", "What did *he* say?",
+  "*this* platform") takes the subject of the previous question: its named
+  thing, or for he/she after a "who" question, the person the answer named.
+- A fragment ("And K-MELLODDY?", "What about in 2019?") borrows the previous
+  question's shape, with its subject, year or number swapped for the new one.
+- A question about the previous answer ("Who said that?", "Why?") is searched
+  with that answer's words, read from the index (a client's copy of a quote is
+  never trusted, only its article and offsets).
+- A question with its own subject (a topic switch), or whose rare words belong
+  to another article than the one being discussed, is answered exactly as it
+  would be alone.
+
+Each earlier turn is itself understood in the context of the ones before it,
+so "And K-MELLODDY?" → "When was it launched?" follows the newest subject.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa.models import PriorTurn, QuoteRef
+from qa.store import Snapshot
+from qa.terms import terms
+
+MAX_TURNS = 20  # earlier turns taken into account (the API's limit too)
+RARE_IDF = 5.0  # a term this rare (in ~0.7% of chunks or fewer) marks a subject of its own
+QUOTE_WORDS = 30  # words of the previous answer a question about it is searched with
+
+
+@dataclass(frozen=True)
+class Understood:
+    """What to search for a question, given its conversation."""
+
+    text: str  # the standalone question (the question itself when no context was used)
+    prefer: tuple[str, ...] = ()  # article ids the previous answer quoted: their passages first
+    kind: str = "alone"  # alone | reference | fragment | about_answer | missing_subject
+
+    @property
+    def used_context(self) -> bool:
+        return self.kind != "alone"
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the conversation is about after a turn."""
+
+    question: str  # that turn's standalone question
+    subject: str | None  # the phrase naming what it was about
+    person: str | None  # a person its answer named (for "he"/"she")
+    articles: tuple[str, ...]  # articles its answer quoted
+    quote: str | None  # the text of its best quote, read from the index
+
+
+_TOKEN = re.compile(r"[^\W_](?:[\w'’&.-]*[^\W_])?")
+_PRONOUNS = frozenset("it he she they him them its his her their theirs this these those".split())
+_PERSONAL = frozenset("he she him his her".split())
+_POSSESSIVE = frozenset("its his her their".split())
+# A capitalised first word that is not a name: question words, auxiliaries, openers.
+_OPENERS = frozenset(
+    """what who whom whose when where why how which is are was were do does did can could will
+    would should shall may might has have had and but so or also then now ok okay tell name
+    list give describe explain please in on at for of to from by with the a an what's who's
+    where's how's i you we yes no well right hmm about if""".split()
+)
+_AUX = frozenset(
+    """is are was were be been do does did can could will would should has have had
+    about of after before since from with by for on in at like""".split()
+)
+_NAME_GLUE = frozenset("of and for the & de von van der upon on".split())
+_FRAGMENT_LEAD = re.compile(
+    r"^\s*(?:(?:and|but|so|also|or|then)\s+)?(?:what|how)\s+about\s+|^\s*(?:and|also|or)\s+",
+    re.I,
+)
+_WH_START = re.compile(
+    r"^\s*(?:what|who|whom|whose|when|where|why|how|which|is|are|was|were|do|does|did|can|"
+    r"could|will|would|should|has|have|had)\b",
+    re.I,
+)
+_RELATIVE_TIME = re.compile(
+    r"\b(?:before|after|earlier|later|previous|next|last|prior|following)\b", re.I
+)
+_YEAR_OR_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_WHO = re.compile(r"^\s*(?:who|whom|whose)\b", re.I)
+
+
+def _tokens(text: str) -> list[re.Match[str]]:
+    return list(_TOKEN.finditer(text))
+
+
+def _is_name(token: str, first: bool) -> bool:
+    if first and token.lower() in _OPENERS:
+        return False
+    if token.lower() in _PRONOUNS or token == "I":
+        return False
+    return token[0].isupper() or (
+        any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    )
+
+
+def name_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the named things in a question or sentence: runs of
+    capitalised words and acronyms ("Korea Pharmaceutical and Bio-Pharma
+    Manufacturers Association", "K-SPACE", "BIO 2023"), glued by "of", "and"..."""
+    toks = _tokens(text)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(toks):
+        if not _is_name(toks[i].group(), i == 0 or _sentence_start(text, toks[i].start())):
+            i += 1
+            continue
+        start, end, j = toks[i].start(), toks[i].end(), i + 1
+        while j < len(toks):
+            word = toks[j].group()
+            if _is_name(word, False) or word.isdigit():
+                end, j = toks[j].end(), j + 1
+            elif (
+                word.lower() in _NAME_GLUE
+                and j + 1 < len(toks)
+                and _is_name(toks[j + 1].group(), False)
+            ):
+                j += 1
+            else:
+                break
+        spans.append((start, end))
+        i = j
+    return spans
+
+
+def _sentence_start(text: str, at: int) -> bool:
+    before = text[:at].rstrip()
+    return not before or before[-1] in '.!?"“:'
+
+
+def _dangling(text: str) -> re.Match[str] | None:
+    """The first pronoun or demonstrative that points outside the question: none
+    of the question's own names comes before it ("What did the Normans do when
+    they arrived?" refers to the Normans)."""
+    names = name_spans(text)
+    toks = _tokens(text)
+    for n, m in enumerate(toks):
+        word = m.group().lower()
+        if word == "that" and not _pronoun_that(toks, n):
+            continue
+        if word not in _PRONOUNS and word not in {"that", "there"}:
+            continue
+        if word == "there" and n + 1 < len(toks) and toks[n + 1].group().lower() in _AUX:
+            continue  # "are there", "there is": existential, not a place
+        if any(end <= m.start() for _, end in names):
+            return None
+        return m
+    return None
+
+
+def _pronoun_that(toks: list[re.Match[str]], n: int) -> bool:
+    """ "that" as a pronoun ("Who said that?", "When did that happen?", "that deal"),
+    not as a conjunction or relative ("said that the...", "the firm that makes")."""
+    if n == len(toks) - 1:
+        return True
+    prev = toks[n - 1].group().lower() if n else ""
+    return n == 0 or prev in _AUX or prev in {"what", "why", "when", "where", "how", "who"}
+
+
+class ConversationReader:
+    """Understands questions in their conversation over one index version at a time."""
+
+    def __init__(self, cache_size: int = 64) -> None:
+        self._article_terms: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def understand(self, question: str, history: Sequence[PriorTurn], snap: Snapshot) -> Understood:
+        context: _Context | None = None
+        for turn in list(history)[-MAX_TURNS:]:
+            understood = self._understand_one(turn.question, context, snap)
+            context = self._context_after(understood, turn.quotes, snap, context)
+        return self._understand_one(question, context, snap)
+
+    # -- one question ----------------------------------------------------------
+    def _understand_one(self, q: str, ctx: _Context | None, snap: Snapshot) -> Understood:
+        if ctx is None:
+            return Understood(q)
+        asked = q  # what a self-contained question is searched as: exactly what was asked
+        lead = _FRAGMENT_LEAD.match(q)
+        if lead and _WH_START.match(q[lead.end() :]):
+            q = q[lead.end() :]  # "And who runs it?": a whole question after the "and"
+        elif lead or (not _WH_START.match(q) and len(_tokens(q)) <= 4 and terms(q)):
+            return self._fragment(q[lead.end() :] if lead else q, ctx)
+        qterms = terms(q)
+        if not qterms:
+            return self._about_answer(q, ctx)
+        ref = _dangling(q)
+        has_subject = bool(name_spans(q)) or bool(_YEAR_OR_NUMBER.search(q))
+        if ref is None and (has_subject or len(set(qterms)) > 2):
+            return Understood(asked)  # a question with its own subject
+        if self._belongs_elsewhere(qterms, ctx, snap):
+            return Understood(asked)  # a topic switch: its rare words are not the context's
+        if ref is None:
+            return self._with_subject(q, ctx, kind="missing_subject")
+        if ref.group().lower() in {"that", "this"} and ctx.quote and _about_answer_shape(q, ref):
+            return self._about_answer(q, ctx)
+        return self._replace(q, ref, ctx)
+
+    def _belongs_elsewhere(self, qterms: list[str], ctx: _Context, snap: Snapshot) -> bool:
+        """Does the question hold a rare term the conversation so far never met?"""
+        known = set(terms(ctx.question))
+        for article_id in ctx.articles:
+            known |= self._terms_of(article_id, snap)
+        if not ctx.articles and ctx.quote:
+            known |= set(terms(ctx.quote))
+        foreign = [t for t in set(qterms) if t not in known]
+        if not foreign:
+            return False
+        df = snap.doc_freqs(foreign)
+        n = max(snap.n_chunks, 1)
+        return any(
+            df.get(t, 0) > 0 and math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) >= RARE_IDF
+            for t in foreign
+        )
+
+    def _terms_of(self, article_id: str, snap: Snapshot) -> frozenset[str]:
+        key = (snap.version, article_id)
+        found = self._article_terms.get(key)
+        if found is None:
+            text = snap.article_texts([article_id]).get(article_id)
+            found = frozenset(terms(f"{text[0].title}\n{text[1]}")) if text else frozenset()
+            self._article_terms[key] = found
+            while len(self._article_terms) > self._cache_size:
+                self._article_terms.popitem(last=False)
+        else:
+            self._article_terms.move_to_end(key)
+        return found
+
+    def _replace(self, q: str, ref: re.Match[str], ctx: _Context) -> Understood:
+        word = ref.group().lower()
+        subject = ctx.person if word in _PERSONAL and ctx.person else ctx.subject
+        if not subject:
+            return self._with_subject(q, ctx, kind="reference")
+        start, end = ref.span()
+        if word in {"this", "that", "these", "those"}:
+            # "this platform" / "that deal": the demonstrative and its noun become the subject
+            after = _TOKEN.match(q, end + 1) if end < len(q) else None
+            if after and after.group().lower() not in _AUX and after.group()[0].islower():
+                end = after.end()
+        if word == "there":
+            phrase = f"in {subject}" if q[start - 1 : start] == " " else subject
+        elif word in _POSSESSIVE:
+            phrase = subject + ("'" if subject.endswith("s") else "'s")
+        else:
+            phrase = subject
+        return Understood(q[:start] + phrase + q[end:], ctx.articles, "reference")
+
+    def _with_subject(self, q: str, ctx: _Context, kind: str) -> Understood:
+        """No place to put the subject in: name it after the question."""
+        about = ctx.subject or _content_words(ctx.question)
+        if not about:
+            return Understood(q, ctx.articles, kind)
+        return Understood(f"{q.rstrip(' ?')} ({about})?", ctx.articles, kind)
+
+    def _fragment(self, rest: str, ctx: _Context) -> Understood:
+        rest = rest.strip().rstrip("?").strip()
+        base = ctx.question.rstrip().rstrip("?")
+        if not rest:
+            return Understood(ctx.question, ctx.articles, "fragment")
+        if _RELATIVE_TIME.search(rest):
+            return Understood(f"{base}, {rest}?", ctx.articles, "fragment")
+        new_number = _YEAR_OR_NUMBER.search(rest)
+        old_number = _YEAR_OR_NUMBER.search(base)
+        if new_number and old_number and len(terms(rest)) <= 2:
+            swapped = base[: old_number.start()] + new_number.group() + base[old_number.end() :]
+            return Understood(swapped + "?", ctx.articles, "fragment")
+        if (
+            ctx.subject
+            and ctx.subject in base
+            and not rest.lower().startswith(("in ", "on ", "at ", "for ", "during ", "by "))
+        ):
+            i = base.index(ctx.subject)
+            swapped = base[:i] + rest + base[i + len(ctx.subject) :]
+            return Understood(swapped + "?", (), "fragment")  # a new subject: no preferred article
+        return Understood(f"{base} {rest}?", ctx.articles, "fragment")
+
+    def _about_answer(self, q: str, ctx: _Context) -> Understood:
+        if not ctx.quote:
+            return self._with_subject(q, ctx, kind="about_answer")
+        words = ctx.quote.split()
+        gist = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
+        return Understood(f'{q.rstrip(" ?")}: "{gist}"?', ctx.articles, "about_answer")
+
+    # -- what a turn leaves behind ---------------------------------------------------
+    def _context_after(
+        self,
+        understood: Understood,
+        quotes: Sequence[QuoteRef],
+        snap: Snapshot,
+        before: _Context | None,
+    ) -> _Context:
+        text = understood.text
+        spans = name_spans(text)
+        subject = text[spans[0][0] : spans[0][1]] if spans else None
+        if subject is None and before is not None and understood.used_context:
+            subject = before.subject  # "When was it launched?" keeps talking about K-SPACE
+        if subject is None:
+            subject = _noun_phrase(text)
+        quote, articles = _read_quotes(quotes, snap)
+        person = None
+        if quote and _WHO.match(text):
+            asked = {text[s:e] for s, e in spans}
+            people = [quote[s:e] for s, e in name_spans(quote) if quote[s:e] not in asked]
+            person = next((p for p in people if " " in p or "-" in p), None)
+        if person is None and before is not None and understood.used_context:
+            person = before.person
+        if person is None:
+            person = next((text[s:e] for s, e in spans if " " in text[s:e]), None)
+        if not articles and before is not None and understood.used_context:
+            articles = before.articles
+        return _Context(text, subject, person, articles, quote)
+
+
+def _about_answer_shape(q: str, ref: re.Match[str]) -> bool:
+    """ "Who said that?", "When did this happen?", "Why is that?": the demonstrative
+    stands alone (no noun of its own after it)."""
+    after = q[ref.end() :].strip(" ?.!")
+    if not after:
+        return True
+    nxt = after.split()[0].lower()
+    return nxt in {"happen", "happened", "mean", "means", "so", "true", "right", "for"}
+
+
+def _read_quotes(quotes: Sequence[QuoteRef], snap: Snapshot) -> tuple[str | None, tuple[str, ...]]:
+    """The best quote's text and the quoted articles, from the index itself; a
+    reference to an unknown article or to offsets outside its text is ignored."""
+    ids = list(dict.fromkeys(q.article_id for q in quotes[:20]))
+    texts = snap.article_texts(ids) if ids else {}
+    first: str | None = None
+    articles: list[str] = []
+    for ref in quotes[:20]:
+        found = texts.get(ref.article_id)
+        if found is None or not 0 <= ref.start < ref.end <= len(found[1]):
+            continue
+        if first is None:
+            first = found[1][ref.start : ref.end]
+        if ref.article_id not in articles:
+            articles.append(ref.article_id)
+    return first, tuple(articles[:3])
+
+
+_DETERMINER = re.compile(r"\b(?:the|a|an)\s+", re.I)
+
+
+def _noun_phrase(text: str) -> str | None:
+    """For a question without names, its last "the ..." phrase, cut at a
+    preposition or auxiliary ("the library's solar roof")."""
+    text = text.rstrip(" ?")
+    starts = [m.end() for m in _DETERMINER.finditer(text)]
+    for at in reversed(starts):
+        words: list[str] = []
+        rest = text[at:].split()
+        for w in rest[:4]:
+            if w.lower() in _AUX or w.lower() in _OPENERS:
+                break
+            words.append(w)
+        if len(words) == len(rest) > 1 and _DO_FIRST.search(text[:at]):
+            words.pop()  # "What did the company announce?": the last word is the verb
+        if words:
+            return "the " + " ".join(words)
+    return None
+
+
+_DO_FIRST = re.compile(r"\b(?:do|does|did|will|would|can|could|should|may|might)\b", re.I)
+
+
+def _content_words(text: str) -> str:
+    words = [m.group() for m in _TOKEN.finditer(text) if terms(m.group())]
+    return " ".join(words[:8])
