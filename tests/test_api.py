@@ -20,7 +20,7 @@ from qa.web.middleware import STRICT_CSP
 
 ALLOWED = "http://allowed.example"
 DENIED = "http://denied.example"
-ANSWER_KEYS = {"question", "answered", "answer", "quotes", "took_ms"}
+ANSWER_KEYS = {"question", "answered", "answer", "quotes", "took_ms", "standalone_question"}
 QUOTE_KEYS = {"text", "score", "article", "start", "end"}
 ARTICLE_REF_KEYS = {"id", "title", "url", "published"}
 GOLD = ("Korea Superior Pharma-pipeline", "new drug development ecosystem")
@@ -115,6 +115,160 @@ def test_openapi_describes_every_contract_route(client):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+# -- follow-up questions (history) -----------------------------------------------------------
+FOLLOW_UP = "When was it established?"
+ESTABLISHED = "Dec. 5, 2022"
+
+
+@pytest.fixture(scope="module")
+def first_answer(client) -> dict:
+    resp = client.post("/api/ask", json={"question": "What is K-SPACE?"})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def turn_of(answer: dict) -> dict:
+    """An earlier turn exactly as a client holds it: the question and the quotes it got."""
+    return {"question": answer["question"], "quotes": answer["quotes"]}
+
+
+def test_a_question_alone_was_searched_as_asked(first_answer):
+    assert first_answer["standalone_question"] == first_answer["question"]
+
+
+def test_a_follow_up_is_understood_from_the_history_sent_back(client, first_answer):
+    resp = client.post("/api/ask", json={"question": FOLLOW_UP, "history": [turn_of(first_answer)]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert set(body) == ANSWER_KEYS
+    assert body["question"] == FOLLOW_UP
+    assert body["standalone_question"] != FOLLOW_UP
+    assert "k-space" in body["standalone_question"].lower()
+    assert body["answered"] is True
+    assert ESTABLISHED in body["quotes"][0]["text"]
+    article = client.get(f"/api/articles/{body['quotes'][0]['article']['id']}").json()
+    quote = body["quotes"][0]
+    assert article["text"][quote["start"] : quote["end"]] == quote["text"]
+
+
+def test_the_whole_conversation_can_be_sent_back(client, first_answer):
+    """Turns whose quotes are empty (a "not found") and a chain of follow-ups are fine."""
+    unanswered = client.post(
+        "/api/ask", json={"question": "What is the boiling point of mercury?"}
+    ).json()
+    history = [turn_of(unanswered), turn_of(first_answer)]
+    resp = client.post("/api/ask", json={"question": FOLLOW_UP, "history": history, "k": 2})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["quotes"]) <= 2
+    second = resp.json()
+    third = client.post(
+        "/api/ask",
+        json={"question": "What is K-SPACE?", "history": [*history, turn_of(second)]},
+    )
+    assert third.status_code == 200, third.text
+    assert third.json()["standalone_question"] == "What is K-SPACE?"
+
+
+def test_empty_history_is_the_question_alone(client, first_answer):
+    body = client.post("/api/ask", json={"question": "What is K-SPACE?", "history": []}).json()
+    assert body["standalone_question"] == body["question"] == "What is K-SPACE?"
+    assert [q["text"] for q in body["quotes"]] == [q["text"] for q in first_answer["quotes"]]
+
+
+def test_quotes_in_history_are_never_trusted_or_echoed(client, first_answer):
+    """A client's copy of a quote may be forged: only its article and offsets are used."""
+    real = first_answer["quotes"][0]
+    forged = {
+        **real,
+        "text": "<script>alert(1)</script> K-SPACE was founded in 1850 by pirates.",
+        "score": 1.0,
+        "article": {**real["article"], "title": "<img src=x onerror=alert(1)> Forged"},
+    }
+    resp = client.post(
+        "/api/ask",
+        json={
+            "question": FOLLOW_UP,
+            "history": [{"question": "What is K-SPACE?", "quotes": [forged]}],
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    for needle in ("<script>", "1850", "pirates", "onerror", "Forged"):
+        assert needle not in resp.text
+    body = resp.json()
+    for quote in body["quotes"]:
+        article = client.get(f"/api/articles/{quote['article']['id']}").json()
+        assert article["text"][quote["start"] : quote["end"]] == quote["text"]
+        assert quote["article"]["title"] == article["title"]
+
+
+def _turn(question: str = "What is K-SPACE?", **quote: object) -> dict:
+    base = {"text": "x", "score": 0.9, "article": {"id": "a", "title": "A"}, "start": 0, "end": 1}
+    return {"question": question, "quotes": [{**base, **quote}] if quote else []}
+
+
+@pytest.mark.parametrize(
+    "history, where",
+    [
+        ([_turn()] * 21, "history"),
+        ([_turn("")], "history.0.question"),
+        ([_turn("   ")], "history[0]"),
+        ([_turn(), _turn("why " * 400)], "history[1]"),
+        (
+            [{"question": "What is K-SPACE?", "quotes": [_turn(start=0)["quotes"][0]] * 21}],
+            "quotes",
+        ),
+        ([_turn(start=-1)], "start"),
+        ([_turn(start=10, end=5)], "end"),
+        ([_turn(article={"id": "a" * 513})], "article.id"),
+        ([_turn(article={"id": ""})], "article.id"),
+        ([_turn(article={"title": "no id"})], "article.id"),
+        ([_turn(text="x" * 20_001)], "text"),
+        ([_turn(start="0")], "start"),
+        ([_turn(start=True)], "start"),
+        ([_turn(start=2**70)], "start"),
+        ([{"question": "What is K-SPACE?", "quotes": "none"}], "quotes"),
+        ([{"quotes": []}], "question"),
+        ([{"question": ["What", "is", "K-SPACE?"]}], "question"),
+        ("What is K-SPACE?", "history"),
+        ({"question": "What is K-SPACE?"}, "history"),
+    ],
+    ids=[
+        "21-turns",
+        "empty-question",
+        "blank-question",
+        "too-long-question",
+        "21-quotes",
+        "negative-start",
+        "end-before-start",
+        "long-article-id",
+        "empty-article-id",
+        "missing-article-id",
+        "long-quote-text",
+        "start-text",
+        "start-bool",
+        "start-huge",
+        "quotes-not-a-list",
+        "missing-question",
+        "question-list",
+        "history-string",
+        "history-object",
+    ],
+)
+def test_invalid_history_is_422_naming_what_is_wrong(client, history, where):
+    resp = client.post("/api/ask", json={"question": FOLLOW_UP, "history": history})
+    message = assert_error(resp, 422, "invalid_input")
+    assert where in message
+
+
+def test_history_limits_are_in_the_openapi_document(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    history = schemas["AskRequest"]["properties"]["history"]
+    assert history["maxItems"] == 20
+    assert schemas["HistoryTurn"]["properties"]["quotes"]["maxItems"] == 20
+    assert schemas["HistoryQuote"]["required"] == ["article", "start", "end"]
+    assert schemas["HistoryArticle"]["properties"]["id"]["maxLength"] == 512
+
+
 # -- errors ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "body",
@@ -183,7 +337,7 @@ def test_wrong_method_is_405_json(client):
 
 def test_unexpected_exception_is_500_json_without_traceback(client):
     class Broken:
-        def ask(self, question, k=None):
+        def ask(self, question, k=None, history=()):
             raise RuntimeError("secret internals")
 
     client.app.dependency_overrides[get_answerer] = Broken
@@ -398,7 +552,7 @@ def test_answering_runs_off_the_event_loop(seed_index):
     app = create_app(Settings(index_dir=seed_index))
 
     class Slow:
-        def ask(self, question, k=None):
+        def ask(self, question, k=None, history=()):
             time.sleep(1.0)
             raise RuntimeError("never mind")
 

@@ -174,7 +174,7 @@ class SlowAnswerer:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def ask(self, question: str, k: int | None = None) -> Answer:
+    def ask(self, question: str, k: int | None = None, history: object = ()) -> Answer:
         time.sleep(self.seconds)
         return Answer(question=question, answered=False, answer=NOT_FOUND, quotes=[], took_ms=1.0)
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from qa.answering import Answerer
-from qa.errors import IndexEmpty
-from qa.models import Answer, ArticleDetail, ArticleSummary, Health
+from qa.errors import IndexEmpty, InvalidInput
+from qa.models import Answer, ArticleDetail, ArticleSummary, Health, PriorTurn
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.limits import AnswerSlots
 from qa.web.schemas import AskRequest, ErrorResponse
@@ -23,10 +24,27 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 router = APIRouter(prefix="/api", tags=["api"], responses=_errors(429, 503))
 
 
-async def _answer(answerer: Answerer, slots: AnswerSlots, question: str, k: int | None) -> Answer:
+async def answer_in_slot(
+    answerer: Answerer,
+    slots: AnswerSlots,
+    question: str,
+    k: int | None,
+    history: Sequence[PriorTurn] = (),
+) -> Answer:
+    """`answerer.ask` in an answering slot: shared by every route that answers."""
     # Embedding and search are CPU-bound: keep them off the event loop, a few at a time.
     async with slots.slot():
-        return await run_in_threadpool(answerer.ask, question, k)
+        return await run_in_threadpool(answerer.ask, question, k, history)
+
+
+def check_history(answerer: Answerer, turns: Mapping[str, PriorTurn]) -> None:
+    """Earlier questions obey the rules a question does (not empty, not over the limit,
+    which is a setting the schema cannot state). `turns` maps where each is to it."""
+    for where, turn in turns.items():
+        try:
+            answerer.validate(turn.question, None)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc.message}") from None
 
 
 @router.post(
@@ -37,8 +55,11 @@ async def _answer(answerer: Answerer, slots: AnswerSlots, question: str, k: int 
     summary="Answer a question with verbatim quotes",
 )
 async def ask_post(body: AskRequest, answerer: AnswererDep, slots: SlotsDep) -> Answer:
-    """`answered` is false (and `quotes` empty) when the articles hold no answer."""
-    return await _answer(answerer, slots, body.question, body.k)
+    """`answered` is false (and `quotes` empty) when the articles hold no answer.
+    With `history`, `standalone_question` says how a follow-up was understood."""
+    history = [turn.prior_turn() for turn in body.history]
+    check_history(answerer, {f"history[{n}]": turn for n, turn in enumerate(history)})
+    return await answer_in_slot(answerer, slots, body.question, body.k, history)
 
 
 @router.get(
@@ -61,7 +82,7 @@ async def ask_get(
     ],
     k: Annotated[int | None, Query(ge=1, le=20, description="Quotes at most.")] = None,
 ) -> Answer:
-    return await _answer(answerer, slots, q, k)
+    return await answer_in_slot(answerer, slots, q, k)
 
 
 @router.get("/articles", response_model=list[ArticleSummary], summary="List indexed articles")

@@ -14,7 +14,61 @@ from pydantic import (
     model_validator,
 )
 
-from qa.models import IndexReport
+from qa.models import IndexReport, PriorTurn, QuoteRef
+
+MAX_TURNS = 20  # earlier turns a question may carry
+MAX_QUOTES = 20  # quotes per earlier turn: what k allows at most
+MAX_OFFSET = 1_000_000_000  # far beyond any article (files over 20 MB are not indexed)
+
+
+class HistoryArticle(BaseModel):
+    """A quote's `article` as the API returned it; only `id` is read, the rest is ignored."""
+
+    id: str = Field(min_length=1, max_length=512)
+    title: str | None = None
+    url: str | None = None
+    published: str | None = None
+
+
+class HistoryQuote(BaseModel):
+    """A quote of an earlier answer, sent back as the API returned it.
+
+    Only the article id and the offsets are used: the text is read again from the
+    index, so `text` and `score` are accepted (bounded) but never trusted or echoed.
+    """
+
+    text: str | None = Field(None, max_length=20_000)
+    score: StrictFloat | StrictInt | None = None
+    article: HistoryArticle
+    start: StrictInt = Field(ge=0, le=MAX_OFFSET)
+    end: StrictInt = Field(ge=0, le=MAX_OFFSET)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HistoryQuote:
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+    def ref(self) -> QuoteRef:
+        return QuoteRef(article_id=self.article.id, start=self.start, end=self.end)
+
+
+class HistoryTurn(BaseModel):
+    """One earlier turn: the question asked and the quotes its answer gave."""
+
+    question: str = Field(
+        min_length=1,
+        description="The earlier question (at most QA_MAX_QUESTION_CHARS characters).",
+        examples=["What is K-SPACE?"],
+    )
+    quotes: list[HistoryQuote] = Field(
+        default_factory=list,
+        max_length=MAX_QUOTES,
+        description="The quotes of its answer, as the API returned them (may be empty).",
+    )
+
+    def prior_turn(self) -> PriorTurn:
+        return PriorTurn(question=self.question, quotes=tuple(q.ref() for q in self.quotes))
 
 
 class AskRequest(BaseModel):
@@ -29,6 +83,13 @@ class AskRequest(BaseModel):
     # Strict: JSON `true` is not the number 1 (lax mode would quietly take it as k=1).
     k: StrictInt | None = Field(
         None, ge=1, le=20, description="How many quotes at most (default: the server's k)."
+    )
+    history: list[HistoryTurn] = Field(
+        default_factory=list,
+        max_length=MAX_TURNS,
+        description="The earlier turns of the conversation, oldest first, so a follow-up "
+        "('When was it established?') is understood. Quotes are read again from the index "
+        "by article id and offsets; their text is never trusted.",
     )
 
 
