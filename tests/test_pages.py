@@ -17,9 +17,11 @@ from qa.web.app import create_app
 from qa.web.highlight import paragraphs, parse_span
 from qa.web.templating import http_url
 from tests.browser_support import build_index
-from tests.conftest import SEED_DIR
+from tests.conftest import SEED_DIR, SEED_QUESTIONS
 
 K_SPACE = "What is K-SPACE?"
+FOLLOW_UP = "When was it established?"
+ESTABLISHED = "Dec. 5, 2022"
 GOLD = ("Korea Superior Pharma-pipeline", "new drug development ecosystem")
 XSS = "<script>alert(1)</script>"
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -175,6 +177,84 @@ def test_previous_turns_are_kept_and_cannot_be_forged(client):
     forged = history[:-4] + ("AAAA" if not history.endswith("AAAA") else "BBBB")
     third = client.post("/", data={"question": "How many meetings?", "history": forged})
     assert third.text.count('class="turn"') == 1
+
+
+def turn_items(page: str) -> list[str]:
+    """The markup of each conversation turn, in order."""
+    return page.split('<li class="turn"')[1:]
+
+
+def test_a_no_js_follow_up_is_answered_from_the_conversation(client):
+    first = client.post("/", data={"question": K_SPACE})
+    second = client.post("/", data={"question": FOLLOW_UP, "history": hidden_history(first.text)})
+    assert second.status_code == 200
+    earlier, latest = turn_items(second.text)
+    assert "Searched for" not in earlier
+    searched = re.search(r'class="searched-text">([^<]*)<', latest)
+    assert searched, "the follow-up does not say what was searched"
+    assert html.unescape(searched.group(1)) != FOLLOW_UP
+    assert ESTABLISHED in latest.split('class="quotes"', 1)[1]
+    # The sealed history now carries both turns, for the question after this one.
+    third = client.post("/", data={"question": FOLLOW_UP, "history": hidden_history(second.text)})
+    assert len(turn_items(third.text)) == 3
+
+
+def test_a_tampered_conversation_starts_over(client):
+    history = hidden_history(client.post("/", data={"question": K_SPACE}).text)
+    payload, mac = history.rsplit(".", 1)
+    tampered = payload + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
+    page = client.post("/", data={"question": FOLLOW_UP, "history": tampered})
+    assert page.status_code == 200
+    assert len(turn_items(page.text)) == 1
+    assert "Searched for" not in page.text
+
+
+def test_server_rendered_turns_carry_what_chat_js_sends_back(client):
+    api = client.post("/api/ask", json={"question": K_SPACE}).json()
+    page = client.post("/", data={"question": K_SPACE}).text
+    (raw,) = re.findall(r'data-turn="([^"]*)"', page)
+    assert json.loads(html.unescape(raw)) == {"question": K_SPACE, "quotes": api["quotes"]}
+
+
+def test_hostile_text_in_a_carried_turn_stays_inside_its_attribute(client):
+    question = f'{XSS} "><b>What did the lighthouse keepers write in the logbook?'
+    page = client.post("/", data={"question": question}).text
+    (li,) = re.findall(r'<li class="turn"[^>]*>', page)
+    assert XSS not in li and '"><b>' not in li and "<img" not in li
+    (raw,) = re.findall(r'data-turn="([^"]*)"', li)
+    turn = json.loads(html.unescape(raw))
+    assert turn["question"] == question
+    assert any("<img src=x onerror=alert(1)>" in q["text"] for q in turn["quotes"])
+
+
+def test_new_conversation_control_appears_with_turns_and_starts_over(client):
+    button = re.compile(r"<button[^>]*new-conversation[^>]*>New conversation</button>")
+    empty = client.get("/").text
+    assert " hidden" in button.search(empty).group(0)
+    page = client.post("/", data={"question": K_SPACE}).text
+    control = button.search(page).group(0)
+    assert " hidden" not in control and 'form="restart"' in control
+    # Without JavaScript it submits an empty GET form: the bare chat, no history.
+    restart = re.search(r'<form id="restart" method="get" action="([^"]+)"></form>', page)
+    assert restart and restart.group(1).endswith("/")
+    assert 'name="history"' not in client.get(restart.group(1)).text
+    embed = client.post("/embed", data={"question": K_SPACE}).text
+    restart = re.search(r'<form id="restart" method="get" action="([^"]+)"></form>', embed)
+    assert restart and restart.group(1).endswith("/embed")
+
+
+def test_sealed_history_keeps_twenty_turns_in_a_modest_token(client):
+    lines = SEED_QUESTIONS.read_text().splitlines()
+    questions = [json.loads(line)["question"] for line in lines if line.strip()]
+    history = ""
+    for i in range(22):  # different answers each turn: the token compresses less
+        question = questions[i % len(questions)]
+        page = client.post("/", data={"question": question, "history": history}).text
+        history = hidden_history(page)
+    # The twenty earlier turns the question was asked with, and its own.
+    assert len(turn_items(page)) == 21
+    assert len(history) < 16_000, len(history)
+    print(f"sealed history of 20 turns: {len(history)} characters")
 
 
 def test_embed_page_opens_citations_in_a_new_tab(client):
