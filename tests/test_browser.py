@@ -35,6 +35,9 @@ pytestmark = pytest.mark.browser
 
 K_SPACE = "What is K-SPACE?"
 K_SPACE_GOLD = re.compile("Korea Superior Pharma-pipeline|new drug development ecosystem")
+# A follow-up that only the first question makes answerable: "it" is K-SPACE.
+FOLLOW_UP = "When was it established?"
+ESTABLISHED = "Dec. 5, 2022"
 LANTERN = "When is the Quillfeather lantern festival held?"
 FERRY = "What departure codes does the Quillfeather ferry timetable list?"
 MARKET = "What do the Quillfeather harbour market stall keepers chalk on their price boards?"
@@ -263,6 +266,156 @@ def test_iframe_embed_on_another_origin_answers(server, site, context):
     link = frame.locator("a.cite-link").first
     assert link.get_attribute("target") == "_blank"
     watch.assert_clean()
+
+
+def record_asks(page) -> list[dict]:
+    """The JSON bodies the page POSTs to /api/ask, in order."""
+    bodies: list[dict] = []
+
+    def on_request(request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/ask"):
+            bodies.append(request.post_data_json)
+
+    page.on("request", on_request)
+    return bodies
+
+
+def assert_follow_up_answered_from_context(turn) -> None:
+    """`turn` (the follow-up's) quotes the founding date and says what it searched for."""
+    expect(turn.locator(".quote-text").first).to_be_visible()
+    searched = turn.locator(".searched-for")
+    expect(searched).to_be_visible()
+    expect(searched).to_contain_text("Searched for")
+    assert searched.locator(".searched-text").text_content() not in ("", FOLLOW_UP)
+    assert ESTABLISHED in turn.locator(".quotes").text_content()
+
+
+def test_chat_follow_up_is_answered_from_the_conversation_until_it_is_cleared(server, context):
+    page = context.new_page()
+    watch = PageWatch()
+    watch.attach(page)
+    asks = record_asks(page)
+    page.goto(server.base + "/")
+    page.evaluate("() => { window.__samePage = true; }")
+    restart = page.get_by_role("button", name="New conversation")
+    expect(restart).to_be_hidden()
+
+    ask_on_chat(page, K_SPACE)
+    turns = page.locator("#conversation > .turn")
+    expect(turns.first.locator(".quote").first).to_be_visible()
+    expect(restart).to_be_visible()
+    ask_on_chat(page, FOLLOW_UP)
+    expect(turns).to_have_count(2)
+    assert_follow_up_answered_from_context(turns.nth(1))
+    expect(turns.first.locator(".searched-for")).to_have_count(0)
+    # The second question carried the first turn, with the quotes the API gave it.
+    assert asks[0]["history"] == []
+    (carried,) = asks[1]["history"]
+    assert carried["question"] == K_SPACE
+    assert carried["quotes"] == api_answer(server, K_SPACE)["quotes"]
+
+    restart.click()
+    expect(turns).to_have_count(0)
+    expect(restart).to_be_hidden()
+    expect(page.get_by_label("Your question")).to_be_focused()
+    assert page.evaluate("() => window.__samePage === true"), "the page reloaded"
+
+    ask_on_chat(page, FOLLOW_UP)
+    expect(turns).to_have_count(1)
+    expect(turns.first.locator(".quote, .not-found").first).to_be_visible()
+    expect(page.locator(".searched-for")).to_have_count(0)
+    assert asks[-1]["history"] == []
+    watch.assert_clean()
+    assert watch.console_errors == []
+
+
+def test_chat_script_carries_on_a_conversation_the_server_rendered(server, context):
+    page = context.new_page()
+    asks = record_asks(page)
+    page.goto(server.base + "/?" + urllib.parse.urlencode({"q": K_SPACE}))
+    expect(page.locator("#latest .quote").first).to_be_visible()
+    expect(page.get_by_role("button", name="New conversation")).to_be_visible()
+    ask_on_chat(page, FOLLOW_UP)
+    turns = page.locator("#conversation > .turn")
+    expect(turns).to_have_count(2)
+    assert_follow_up_answered_from_context(turns.nth(1))
+    assert [t["question"] for t in asks[0]["history"]] == [K_SPACE]
+
+
+def test_no_js_follow_up_and_new_conversation(server, browser):
+    ctx = browser.new_context(java_script_enabled=False)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = ctx.new_page()
+        page.goto(server.base + "/")
+        expect(page.get_by_role("button", name="New conversation")).to_be_hidden()
+        ask_on_chat(page, K_SPACE)
+        page.wait_for_url(re.compile(r"/#latest$"))
+        ask_on_chat(page, FOLLOW_UP)
+        page.wait_for_load_state()
+        turns = page.locator("#conversation > .turn")
+        expect(turns).to_have_count(2)
+        assert_follow_up_answered_from_context(turns.nth(1))
+
+        page.get_by_role("button", name="New conversation").click()
+        page.wait_for_url(re.compile(r"/\??$"))
+        expect(turns).to_have_count(0)
+        ask_on_chat(page, FOLLOW_UP)
+        page.wait_for_load_state()
+        expect(turns).to_have_count(1)
+        expect(page.locator(".searched-for")).to_have_count(0)
+    finally:
+        ctx.close()
+
+
+def test_widget_follow_up_is_answered_from_the_conversation(server, site, context):
+    page = context.new_page()
+    watch = PageWatch()
+    watch.attach(page)
+    asks = record_asks(page)
+    page.goto(site + "/widget.html")
+    page.get_by_role("button", name="Ask the archive").click()
+    restart = page.get_by_role("button", name="New conversation")
+    expect(restart).to_be_hidden()
+    box = page.locator("qa-widget input[name=question]")
+    box.type(K_SPACE)
+    box.press("Enter")
+    turns = page.locator("qa-widget .log > .turn")
+    expect(turns.first.locator(".quote-text").first).to_be_visible()
+    box.type(FOLLOW_UP)
+    box.press("Enter")
+    expect(turns).to_have_count(2)
+    assert_follow_up_answered_from_context(turns.nth(1))
+    assert [t["question"] for t in asks[1]["history"]] == [K_SPACE]
+
+    restart.click()
+    expect(turns).to_have_count(0)
+    expect(page.locator("qa-widget .empty")).to_be_visible()
+    expect(box).to_be_focused()
+    box.type(FOLLOW_UP)
+    box.press("Enter")
+    expect(turns).to_have_count(1)
+    expect(turns.first.locator(".quote, .not-found").first).to_be_visible()
+    expect(page.locator("qa-widget .searched-for")).to_have_count(0)
+    assert asks[-1]["history"] == []
+    watch.assert_clean()
+
+
+def test_iframe_follow_up_is_answered_from_the_conversation(server, site, context):
+    page = context.new_page()
+    page.goto(site + "/iframe.html")
+    frame = page.frame_locator("iframe")
+    box = frame.get_by_label("Your question")
+    box.type(K_SPACE)
+    box.press("Enter")
+    turns = frame.locator("#conversation > .turn")
+    expect(turns.first.locator(".quote-text").first).to_be_visible()
+    box.type(FOLLOW_UP)
+    box.press("Enter")
+    expect(turns).to_have_count(2)
+    assert_follow_up_answered_from_context(turns.nth(1))
+    frame.get_by_role("button", name="New conversation").click()
+    expect(turns).to_have_count(0)
 
 
 def test_the_dialog_detector_works(context):
