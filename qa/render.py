@@ -41,3 +41,11 @@ def answer_text(answer: Answer, width: int = 88) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def searched_for(answer: Answer) -> str:
+    """How a follow-up was understood ("searched for: …"); empty when it was searched as asked."""
+    standalone = answer.standalone_question
+    if not standalone or standalone == answer.question:
+        return ""
+    return f"searched for: {standalone}"
