@@ -256,12 +256,16 @@ def articles_rm(article_ids: tuple[str, ...], index_dir: Path | None) -> None:
 def eval_cmd(
     questions_file: Path, k: int, as_json: bool, misses: bool, index_dir: Path | None
 ) -> None:
-    """Measure answers on QUESTIONS_FILE (seed JSON lines or SQuAD JSON) over the index."""
+    """Measure answers on QUESTIONS_FILE (seed JSON lines, SQuAD JSON, or conversations:
+    JSON lines of {"turns": [{"question", "answers", "standalone"}]}) over the index."""
     from qa.answering import Answerer
-    from qa.evaluation import evaluate, load_questions
+    from qa.evaluation import evaluate, is_conversation_file, load_questions
 
     if not questions_file.is_file():
         raise click.ClickException(f"{questions_file}: no such file")
+    if is_conversation_file(questions_file):
+        _eval_conversations(questions_file, k, as_json, misses, index_dir)
+        return
     report = evaluate(Answerer(_settings(index_dir)), load_questions(questions_file), k)
     if as_json:
         click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
@@ -283,6 +287,48 @@ def eval_cmd(
     if misses:
         for miss in report.misses:
             click.echo(f"- {miss['question']} | gold {miss['gold']} | got {miss['top']!r}")
+
+
+def _eval_conversations(
+    path: Path, k: int, as_json: bool, misses: bool, index_dir: Path | None
+) -> None:
+    from qa.answering import Answerer
+    from qa.evaluation import evaluate_conversations, load_conversations
+
+    conversations = load_conversations(path)
+    # No answer cache: the same questions are asked three ways and timed.
+    answerer = Answerer(_settings(index_dir, answer_cache=0))
+    report = evaluate_conversations(answerer, conversations, k)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
+        return
+
+    def pct(value: float | None) -> str:
+        return "  n/a" if value is None else f"{value:.3f}"
+
+    click.echo(
+        f"conversations {report.conversations}, follow-ups {report.follow_ups} "
+        f"({report.answerable} answerable, {report.unanswerable} not)"
+    )
+    click.echo("                      in context  standalone  no context")
+    rows = [("top quote has answer", "top1_accuracy"), ("abstained (not)", "abstention_rate")]
+    for label, field in rows:
+        values = [getattr(getattr(report, m), field) for m in _MODES]
+        click.echo(f"{label:<22}" + "".join(f"{pct(v):>12}" for v in values))
+    p50 = [f"{getattr(report, m).latency_ms_p50:>12.1f}" for m in _MODES]
+    click.echo(f"{'latency ms p50':<22}" + "".join(p50))
+    for kind, row in report.by_kind.items():
+        label = f"  {kind} ({row['turns']})"
+        click.echo(f"{label:<22}" + "".join(f"{pct(row[m]):>12}" for m in _MODES))
+    if misses:
+        for miss in report.misses:
+            click.echo(
+                f"- {miss['question']} | searched {miss['searched']!r} | gold {miss['gold']} "
+                f"| got {miss['top']!r}"
+            )
+
+
+_MODES = ("in_context", "standalone", "no_context")
 
 
 @main.command("serve")

@@ -123,13 +123,14 @@ def name_spans(text: str) -> list[tuple[int, int]]:
             i += 1
             continue
         start, end, j = toks[i].start(), toks[i].end(), i + 1
-        while j < len(toks):
+        while j < len(toks) and text[toks[j - 1].end() : toks[j].start()].isspace():
             word = toks[j].group()
             if _is_name(word, False) or word.isdigit():
                 end, j = toks[j].end(), j + 1
             elif (
                 word.lower() in _NAME_GLUE
                 and j + 1 < len(toks)
+                and text[toks[j].end() : toks[j + 1].start()].isspace()
                 and _is_name(toks[j + 1].group(), False)
             ):
                 j += 1
@@ -314,11 +315,7 @@ class ConversationReader:
         if subject is None:
             subject = _noun_phrase(text)
         quote, articles = _read_quotes(quotes, snap)
-        person = None
-        if quote and _WHO.match(text):
-            asked = {text[s:e] for s, e in spans}
-            people = [quote[s:e] for s, e in name_spans(quote) if quote[s:e] not in asked]
-            person = next((p for p in people if " " in p or "-" in p), None)
+        person = _person_answered(text, quote) if quote and _WHO.match(text) else None
         if person is None and before is not None and understood.used_context:
             person = before.person
         if person is None:
@@ -326,6 +323,31 @@ class ConversationReader:
         if not articles and before is not None and understood.used_context:
             articles = before.articles
         return _Context(text, subject, person, articles, quote)
+
+
+def _person_answered(question: str, quote: str) -> str | None:
+    """For "Who is the chairman of X?": the name in the answer nearest the words
+    the question asked with ("Noh Yun-hong, chairman of ..."), not the first one."""
+    asked = {question[s:e].lower() for s, e in name_spans(question)}
+    wanted = set(terms(question))
+    near = [m.start() for m in _TOKEN.finditer(quote) if wanted.intersection(terms(m.group()))]
+    best: tuple[int, str] | None = None
+    for s, e in name_spans(quote):
+        name = quote[s:e]
+        # Drop an asked name and a title the span may have swallowed ("X Chairman Noh").
+        for a in asked:
+            if name.lower().startswith(a):
+                name = name[len(a) :].strip()
+        words = name.split()
+        while words and wanted.intersection(terms(words[0])):
+            words.pop(0)
+        name = " ".join(words)
+        if (len(words) < 2 and "-" not in name) or name.lower() in asked:
+            continue
+        distance = min((abs(p - s) if p < s else abs(p - e) for p in near), default=len(quote))
+        if best is None or distance < best[0]:
+            best = (distance, name)
+    return best[1] if best else None
 
 
 def _about_answer_shape(q: str, ref: re.Match[str]) -> bool:

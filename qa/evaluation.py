@@ -134,3 +134,189 @@ def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> E
         latency_ms_p95=round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2) if lat else 0.0,
         misses=misses,
     )
+
+
+# -- conversations ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConversationTurn:
+    question: str  # as asked in the conversation
+    answers: tuple[str, ...]  # gold substrings; empty: the articles hold no answer
+    standalone: str  # the self-contained rewrite a person would write
+    kind: str = ""  # start, pronoun, ellipsis, about_answer, switch... (for the breakdown)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    turns: tuple[ConversationTurn, ...]
+
+
+class ModeFigures(BaseModel):
+    """One way of asking the follow-ups."""
+
+    top1_accuracy: float | None  # answerable follow-ups whose top quote holds the answer
+    abstention_rate: float | None  # unanswerable follow-ups answered "not found"
+    latency_ms_p50: float
+
+
+class ConversationReport(BaseModel):
+    conversations: int
+    follow_ups: int  # turns after the first
+    answerable: int
+    unanswerable: int
+    in_context: ModeFigures  # asked as in the conversation, with the earlier turns
+    standalone: ModeFigures  # the rewrites, asked alone
+    no_context: ModeFigures  # the follow-ups as typed, asked alone (the floor)
+    by_kind: dict[str, dict[str, float | int | None]]  # top 1 per kind and mode
+    misses: list[dict]
+
+
+def load_conversations(path: Path) -> list[Conversation]:
+    """JSON lines, one conversation a line: `{"id", "turns": [{"question", "answers",
+    "standalone", "kind"}]}` (`standalone` defaults to the question)."""
+    out: list[Conversation] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            turns = tuple(
+                ConversationTurn(
+                    question=str(t["question"]),
+                    answers=tuple(str(a) for a in t.get("answers") or ()),
+                    standalone=str(t.get("standalone") or t["question"]),
+                    kind=str(t.get("kind") or ("start" if i == 0 else "")),
+                )
+                for i, t in enumerate(obj["turns"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"{path}: line {n}: not a conversation object ({exc})") from None
+        if not turns:
+            raise InvalidInput(f"{path}: line {n}: a conversation needs at least one turn")
+        out.append(Conversation(str(obj.get("id") or f"line-{n}"), turns))
+    if not out:
+        raise InvalidInput(f"{path}: no conversations found")
+    return out
+
+
+def is_conversation_file(path: Path) -> bool:
+    """Does the file's first non-empty line hold a conversation (a `turns` list)?"""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    return False
+                return isinstance(obj, dict) and isinstance(obj.get("turns"), list)
+    return False
+
+
+def evaluate_conversations(
+    answerer: Answerer, conversations: list[Conversation], k: int = 3
+) -> ConversationReport:
+    """Ask every conversation three ways and score its follow-ups (turns after the
+    first): in context, with the earlier turns as this answerer answered them;
+    each standalone rewrite alone; each follow-up as typed, alone."""
+    from qa.models import PriorTurn
+
+    modes = ("in_context", "standalone", "no_context")
+    right: dict[str, list[bool]] = {m: [] for m in modes}
+    refused: dict[str, list[bool]] = {m: [] for m in modes}
+    took: dict[str, list[float]] = {m: [] for m in modes}
+    kinds: dict[str, dict[str, list[bool]]] = {}
+    misses: list[dict] = []
+    follow_ups = 0
+    for conv in conversations:
+        history: list[PriorTurn] = []
+        for i, turn in enumerate(conv.turns):
+            started = time.perf_counter()
+            in_context = answerer.ask(turn.question, k, history)
+            elapsed = (time.perf_counter() - started) * 1000
+            history.append(PriorTurn.of(in_context))
+            if i == 0:
+                continue
+            follow_ups += 1
+            answers = {
+                "in_context": (in_context, elapsed),
+                "standalone": _timed(answerer, turn.standalone, k),
+                "no_context": _timed(answerer, turn.question, k),
+            }
+            for mode, (answer, ms) in answers.items():
+                took[mode].append(ms)
+                if not turn.answers:
+                    refused[mode].append(not answer.answered)
+                    continue
+                hit = bool(answer.quotes) and contains_answer(answer.quotes[0].text, turn.answers)
+                right[mode].append(hit)
+                kinds.setdefault(turn.kind or "?", {m: [] for m in modes})[mode].append(hit)
+            if turn.answers and not right["in_context"][-1]:
+                misses.append(
+                    {
+                        "conversation": conv.id,
+                        "question": turn.question,
+                        "searched": in_context.standalone_question,
+                        "standalone": turn.standalone,
+                        "gold": list(turn.answers),
+                        "top": in_context.quotes[0].text if in_context.quotes else None,
+                        "standalone_right": right["standalone"][-1],
+                    }
+                )
+
+    def figures(mode: str) -> ModeFigures:
+        lat = took[mode]
+        return ModeFigures(
+            top1_accuracy=_rate(right[mode]),
+            abstention_rate=_rate(refused[mode]),
+            latency_ms_p50=round(statistics.median(lat), 2) if lat else 0.0,
+        )
+
+    by_kind = {
+        kind: {"turns": len(hits["in_context"])} | {m: _rate(hits[m]) for m in modes}
+        for kind, hits in sorted(kinds.items())
+    }
+    return ConversationReport(
+        conversations=len(conversations),
+        follow_ups=follow_ups,
+        answerable=len(right["in_context"]),
+        unanswerable=len(refused["in_context"]),
+        in_context=figures("in_context"),
+        standalone=figures("standalone"),
+        no_context=figures("no_context"),
+        by_kind=by_kind,
+        misses=misses,
+    )
+
+
+def _timed(answerer: Answerer, question: str, k: int):
+    started = time.perf_counter()
+    answer = answerer.ask(question, k)
+    return answer, (time.perf_counter() - started) * 1000
+
+
+def xquad_chains(path: Path, xquad: Path) -> list[Conversation]:
+    """Conversations made from XQuAD: each line names XQuAD questions by id (`xquad`)
+    and gives the follow-up wording (`question`) for all but the first; the original
+    XQuAD question is the standalone rewrite and its answers are the gold."""
+    by_id: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for item in json.loads(xquad.read_text(encoding="utf-8"))["data"]:
+        for para in item["paragraphs"]:
+            for qa in para["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                by_id[qa["id"]] = (" ".join(qa["question"].split()), answers)
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            turns = []
+            for i, t in enumerate(obj["turns"]):
+                original, answers = by_id[t["xquad"]]
+                asked = original if i == 0 else str(t["question"])
+                kind = "start" if i == 0 else str(t.get("kind") or "pronoun")
+                turns.append(ConversationTurn(asked, answers, original, kind))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput(f"{path}: line {n}: not an XQuAD chain ({exc})") from None
+        out.append(Conversation(str(obj.get("id") or f"line-{n}"), tuple(turns)))
+    return out
