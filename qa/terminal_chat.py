@@ -27,12 +27,12 @@ from typing import TextIO
 import click
 
 from qa.answering import Answerer
+from qa.conversation import MAX_TURNS  # the most earlier turns Answerer.ask takes
 from qa.errors import IndexEmpty, QAError
 from qa.models import Answer, PriorTurn
 from qa.render import answer_text, searched_for
 from qa.settings import Settings
 
-MAX_TURNS = 20  # the most earlier turns Answerer.ask (and the API) take
 MAX_K = 20
 PROMPT = "qa> "
 

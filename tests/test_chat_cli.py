@@ -37,6 +37,11 @@ def chat(index_dir: Path, lines: str, *options: str) -> subprocess.CompletedProc
     )
 
 
+def qa(*args: str, index_dir: Path) -> str:
+    cmd = [qa_command(), *args, "--index-dir", str(index_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+
+
 def answers(run: subprocess.CompletedProcess) -> list[Answer]:
     return [Answer.model_validate_json(line) for line in run.stdout.splitlines()]
 
@@ -106,6 +111,16 @@ def test_a_bad_question_is_one_line_and_the_chat_goes_on(seed_index):
     assert Answer.model_validate_json(answer).answered
 
 
+def test_a_long_conversation_keeps_being_answered(seed_index):
+    # More turns than the Answerer takes: the chat keeps the latest, never fails.
+    questions = ["What is K-SPACE?", "When was it established?"] * 13
+    run = chat(seed_index, "\n".join(questions) + "\n", "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    replies = answers(run)
+    assert len(replies) == 26 and all(reply.answered for reply in replies)
+    assert any(ESTABLISHED in quote.text for quote in replies[-1].quotes)
+
+
 def test_quit_stops_reading(seed_index):
     run = chat(seed_index, "/quit\nWhat is K-SPACE?\n")
     assert run.returncode == 0 and run.stdout == ""
@@ -117,6 +132,18 @@ def test_missing_index_stops_before_the_first_question(tmp_path):
     assert "no index" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert run.stdout == ""
+
+
+def test_empty_index_stops_before_the_first_question(seed_index, tmp_path):
+    emptied = tmp_path / "index"
+    shutil.copytree(seed_index, emptied)
+    ids = [a["id"] for a in json.loads(qa("articles", "list", "--json", index_dir=emptied))]
+    qa("articles", "rm", *ids, index_dir=emptied)
+    run = chat(emptied, "What is K-SPACE?\n")
+    assert run.returncode != 0 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        f"Error: the index at {emptied} has no articles: add some with `qa index PATH`"
+    ]
 
 
 def spawn_chat(index_dir: Path, state: Path, *options: str) -> pexpect.spawn:
