@@ -19,14 +19,15 @@ from collections.abc import Sequence
 
 from pydantic import TypeAdapter, ValidationError
 
+from qa.conversation import MAX_TURNS
 from qa.models import Answer
 
 _ANSWERS = TypeAdapter(list[Answer])
 
 
-# As many earlier turns as `POST /api/ask` takes in `history`. Twenty answers of three
+# As many earlier turns as a follow-up is understood with. Twenty answers of three
 # quotes seal to about 5 kB (measured in tests/test_pages.py): a fair hidden field.
-KEEP_TURNS = 20
+KEEP_TURNS = MAX_TURNS
 
 
 class TurnSeal:
