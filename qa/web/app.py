@@ -1,8 +1,9 @@
 """The web app factory used by `qa serve` and the tests: one Answerer, built at start-up.
 
-Middleware, outermost first: security headers → CORS (/api only) → unexpected
-errors as the contract's 500 → per-client rate limit (/api only) → request-body
-cap (larger for uploads) → FastAPI's routing and exception handlers.
+Middleware, outermost first: security headers → CORS (/api and /v1 only) →
+unexpected errors as the contract's 500 → per-client rate limit (/api and /v1
+only) → request-body cap (larger for uploads) → FastAPI's routing and exception
+handlers.
 Starlette's own ServerErrorMiddleware stays outside all of them as a last resort.
 """
 
@@ -21,7 +22,7 @@ from qa import __version__
 from qa.answering import Answerer
 from qa.errors import QAError
 from qa.settings import Settings
-from qa.web import api, ingest, pages
+from qa.web import api, ingest, openai_api, pages
 from qa.web.errors import ErrorRenderer, UnexpectedErrors, install_error_handlers
 from qa.web.history import TurnSeal
 from qa.web.limits import AnswerSlots, RateLimit
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, render)
     app.include_router(api.router)
     app.include_router(ingest.router)
+    app.include_router(openai_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
     _add_widget_route(app)

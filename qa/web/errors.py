@@ -1,4 +1,5 @@
-"""Every failure becomes the contract's error: JSON under /api, a friendly page elsewhere.
+"""Every failure becomes the contract's error: JSON under /api (the OpenAI error shape
+under /v1), a friendly page elsewhere.
 
 One `ErrorRenderer` decides the shape from the path, so route handlers, the
 exception handlers and the pure-ASGI middlewares (413, 500) all answer alike.
@@ -19,11 +20,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import IndexBusy, QAError, Unauthorized
+from qa.web.openai_schemas import openai_error
 from qa.web.schemas import ErrorResponse
 
 logger = logging.getLogger("qa.web")
 
 API_PREFIX = "/api"
+OPENAI_PREFIX = "/v1"  # the OpenAI-compatible routes: the API's limits, their own error shape
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 INDEX_BUSY_RETRY_AFTER = 5  # seconds: a typical ingest request holds the writer lock this long
@@ -45,8 +48,17 @@ def _reason(status: int) -> str:
         return "Error"
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def is_api_path(path: str) -> bool:
-    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+    """What programs call (/api and /v1): JSON errors, the rate limit, CORS."""
+    return _under(path, API_PREFIX) or _under(path, OPENAI_PREFIX)
+
+
+def is_openai_path(path: str) -> bool:
+    return _under(path, OPENAI_PREFIX)
 
 
 class ErrorRenderer:
@@ -63,6 +75,11 @@ class ErrorRenderer:
         message: str,
         headers: dict[str, str] | None = None,
     ) -> Response:
+        if is_openai_path(request.url.path):
+            status, openai_body = openai_error(status, code, message)
+            return JSONResponse(
+                openai_body.model_dump(mode="json"), status_code=status, headers=headers
+            )
         if is_api_path(request.url.path):
             body = ErrorResponse.of(code, message)
             return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)

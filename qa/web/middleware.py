@@ -1,4 +1,4 @@
-"""Pure ASGI middlewares: security headers, the request-body cap, CORS for /api only.
+"""Pure ASGI middlewares: security headers, the request-body cap, CORS for /api and /v1 only.
 
 Pure ASGI (not BaseHTTPMiddleware) because the body cap must see the raw
 receive channel, and because none of them should buffer or wrap responses.
@@ -14,7 +14,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qa.web.errors import is_api_path
+from qa.web.errors import is_api_path, is_openai_path
 from qa.web.schemas import ErrorResponse
 
 _COMMON = "object-src 'none'; base-uri 'none'"
@@ -166,7 +166,7 @@ class _ContractCORS(CORSMiddleware):
 
 
 class ApiCORS:
-    """CORS for /api only: pages and assets never answer cross-origin reads.
+    """CORS for /api and /v1 only: pages and assets never answer cross-origin reads.
 
     Credentials are never allowed: the API has no cookies or auth to protect,
     and `*` origins would otherwise be unsafe.
@@ -174,18 +174,26 @@ class ApiCORS:
 
     def __init__(self, app: ASGIApp, origins: Collection[str]) -> None:
         self.app = app
-        self.cors = _ContractCORS(
+        self.cors = self._cors(app, origins, ["Content-Type"])
+        # OpenAI clients send `Authorization` (ignored there) and headers of their own.
+        self.openai_cors = self._cors(app, origins, ["*"])
+
+    @staticmethod
+    def _cors(app: ASGIApp, origins: Collection[str], headers: list[str]) -> _ContractCORS:
+        return _ContractCORS(
             app,
             allow_origins=list(origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=headers,
             allow_credentials=False,
             expose_headers=["Retry-After"],  # so a browser client can back off on 429/503
             max_age=600,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_api_path(scope["path"]):
+        if scope["type"] == "http" and is_openai_path(scope["path"]):
+            await self.openai_cors(scope, receive, send)
+        elif scope["type"] == "http" and is_api_path(scope["path"]):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

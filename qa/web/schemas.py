@@ -14,9 +14,9 @@ from pydantic import (
     model_validator,
 )
 
+from qa.conversation import MAX_TURNS
 from qa.models import IndexReport, PriorTurn, QuoteRef
 
-MAX_TURNS = 20  # earlier turns a question may carry
 MAX_QUOTES = 20  # quotes per earlier turn: what k allows at most
 MAX_OFFSET = 1_000_000_000  # far beyond any article (files over 20 MB are not indexed)
 
