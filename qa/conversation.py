@@ -48,6 +48,7 @@ class Understood:
     text: str  # the standalone question (the question itself when no context was used)
     prefer: tuple[str, ...] = ()  # article ids the previous answer quoted: their passages first
     kind: str = "alone"  # alone | reference | fragment | about_answer | missing_subject
+    subject: str | None = None  # what a rewritten question is about, for the next turn
 
     @property
     def used_context(self) -> bool:
@@ -94,6 +95,15 @@ _RELATIVE_TIME = re.compile(
     r"\b(?:before|after|earlier|later|previous|next|last|prior|following)\b", re.I
 )
 _YEAR_OR_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_WH_LEAD = re.compile(
+    r"^\s*(?:(?:in|on|at|for|since|by|from|to)\s+)?(?:what|who|whom|whose|when|where|why|which|"
+    r"how(?:\s+(?:much|many|long|old|far|often|big|large))?)\b\s*",
+    re.I,
+)
+_WH_WORD = re.compile(r"\b(?:what|who|whom|whose|when|where|why|how|which)\b", re.I)
+_ASKS_NAME = re.compile(
+    r"^\s*(?:who|whom|whose|which|what (?:company|firm|team|country|city))\b", re.I
+)
 _WHO = re.compile(r"^\s*(?:who|whom|whose)\b", re.I)
 
 
@@ -119,7 +129,15 @@ def name_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(toks):
-        if not _is_name(toks[i].group(), i == 0 or _sentence_start(text, toks[i].start())):
+        word = toks[i].group()
+        first = i == 0 or _sentence_start(text, toks[i].start())
+        if not _is_name(word, first) or (
+            # A capitalised first word is a name only when it looks like one on its
+            # own (an acronym, "BIO2023") or a name goes on after it ("Tony Blair").
+            first
+            and not (word.isupper() or any(c.isdigit() for c in word))
+            and not (i + 1 < len(toks) and _is_name(toks[i + 1].group(), False))
+        ):
             i += 1
             continue
         start, end, j = toks[i].start(), toks[i].end(), i + 1
@@ -204,6 +222,13 @@ class ConversationReader:
             return self._about_answer(q, ctx)
         ref = _dangling(q)
         has_subject = bool(name_spans(q)) or bool(_YEAR_OR_NUMBER.search(q))
+        if (
+            ref is None
+            and not has_subject
+            and self._names_known_thing(q, ctx)
+            and not self._belongs_elsewhere(qterms, ctx, snap)
+        ):
+            return self._with_subject(q, ctx, kind="reference")
         if ref is None and (has_subject or len(set(qterms)) > 2):
             return Understood(asked)  # a question with its own subject
         if self._belongs_elsewhere(qterms, ctx, snap):
@@ -213,6 +238,13 @@ class ConversationReader:
         if ref.group().lower() in {"that", "this"} and ctx.quote and _about_answer_shape(q, ref):
             return self._about_answer(q, ctx)
         return self._replace(q, ref, ctx)
+
+    @staticmethod
+    def _names_known_thing(q: str, ctx: _Context) -> bool:
+        """ "What will the bakery spend it on?" after a turn about Crumb & Crust's
+        bakery: a "the X" whose X the previous question or subject named."""
+        known = set(terms(ctx.question)) | set(terms(ctx.subject or ""))
+        return any(known.intersection(terms(m.group(1))) for m in _DEFINITE.finditer(q))
 
     def _belongs_elsewhere(self, qterms: list[str], ctx: _Context, snap: Snapshot) -> bool:
         """Does the question hold a rare term the conversation so far never met?"""
@@ -250,8 +282,10 @@ class ConversationReader:
         if not subject:
             return self._with_subject(q, ctx, kind="reference")
         start, end = ref.span()
-        if word in {"this", "that", "these", "those"}:
-            # "this platform" / "that deal": the demonstrative and its noun become the subject
+        before = q[:start].split()[-1].lower() if q[:start].split() else ""
+        if word in {"this", "that", "these", "those"} and before not in _AUX:
+            # "this platform" / "that deal": the demonstrative and its noun become the
+            # subject ("How was that paid for?": after an auxiliary it stands alone)
             after = _TOKEN.match(q, end + 1) if end < len(q) else None
             if after and after.group().lower() not in _AUX and after.group()[0].islower():
                 end = after.end()
@@ -261,27 +295,39 @@ class ConversationReader:
             phrase = subject + ("'" if subject.endswith("s") else "'s")
         else:
             phrase = subject
-        return Understood(q[:start] + phrase + q[end:], ctx.articles, "reference")
+        return Understood(q[:start] + phrase + q[end:], ctx.articles, "reference", subject)
 
     def _with_subject(self, q: str, ctx: _Context, kind: str) -> Understood:
         """No place to put the subject in: name it after the question."""
         about = ctx.subject or _content_words(ctx.question)
         if not about:
             return Understood(q, ctx.articles, kind)
-        return Understood(f"{q.rstrip(' ?')} ({about})?", ctx.articles, kind)
+        return Understood(f"{q.rstrip(' ?')} ({about})?", ctx.articles, kind, ctx.subject)
 
     def _fragment(self, rest: str, ctx: _Context) -> Understood:
         rest = rest.strip().rstrip("?").strip()
         base = ctx.question.rstrip().rstrip("?")
         if not rest:
             return Understood(ctx.question, ctx.articles, "fragment")
+        ref = _dangling(f"What is {rest}?")
+        if ref is not None and ref.group().lower() in _POSSESSIVE:
+            # "And its price?": another thing about the same subject
+            asked = self._replace(f"What is {rest}?", ref, ctx)
+            return Understood(asked.text, ctx.articles, "fragment", ctx.subject)
+        rest = rest if _is_name(rest.split()[0], False) else rest[0].lower() + rest[1:]
+        if _WH_WORD.search(rest):
+            # "For how long?" after "When does it start?": the new question word on
+            # the old question's words, "For how long does it start?"
+            lead = _WH_LEAD.match(base)
+            body = base[lead.end() :] if lead else base
+            return Understood(f"{rest} {body}?", ctx.articles, "fragment", ctx.subject)
         if _RELATIVE_TIME.search(rest):
-            return Understood(f"{base}, {rest}?", ctx.articles, "fragment")
+            return Understood(f"{base}, {rest}?", ctx.articles, "fragment", ctx.subject)
         new_number = _YEAR_OR_NUMBER.search(rest)
         old_number = _YEAR_OR_NUMBER.search(base)
         if new_number and old_number and len(terms(rest)) <= 2:
             swapped = base[: old_number.start()] + new_number.group() + base[old_number.end() :]
-            return Understood(swapped + "?", ctx.articles, "fragment")
+            return Understood(swapped + "?", ctx.articles, "fragment", ctx.subject)
         if (
             ctx.subject
             and ctx.subject in base
@@ -289,15 +335,17 @@ class ConversationReader:
         ):
             i = base.index(ctx.subject)
             swapped = base[:i] + rest + base[i + len(ctx.subject) :]
-            return Understood(swapped + "?", (), "fragment")  # a new subject: no preferred article
-        return Understood(f"{base} {rest}?", ctx.articles, "fragment")
+            # A new subject in the old question's shape: no preferred article.
+            return Understood(swapped + "?", (), "fragment", rest)
+        return Understood(f"{base} {rest}?", ctx.articles, "fragment", ctx.subject)
 
     def _about_answer(self, q: str, ctx: _Context) -> Understood:
         if not ctx.quote:
             return self._with_subject(q, ctx, kind="about_answer")
         words = ctx.quote.split()
         gist = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
-        return Understood(f'{q.rstrip(" ?")}: "{gist}"?', ctx.articles, "about_answer")
+        text = f'{q.rstrip(" ?")}: "{gist}"?'
+        return Understood(text, ctx.articles, "about_answer", ctx.subject)
 
     # -- what a turn leaves behind ---------------------------------------------------
     def _context_after(
@@ -309,13 +357,16 @@ class ConversationReader:
     ) -> _Context:
         text = understood.text
         spans = name_spans(text)
-        subject = text[spans[0][0] : spans[0][1]] if spans else None
-        if subject is None and before is not None and understood.used_context:
-            subject = before.subject  # "When was it launched?" keeps talking about K-SPACE
+        subject = understood.subject or (text[spans[0][0] : spans[0][1]] if spans else None)
+        if subject is None and before is not None:
+            subject = before.subject  # "How much did it cost?" keeps talking about the library
         if subject is None:
             subject = _noun_phrase(text)
         quote, articles = _read_quotes(quotes, snap)
-        person = _person_answered(text, quote) if quote and _WHO.match(text) else None
+        answered = _name_answered(text, quote) if quote and _ASKS_NAME.match(text) else None
+        person = answered if answered and _WHO.match(text) else None
+        if answered and not person and not understood.used_context:
+            subject = answered  # "Which bakery won?": the bakery it named is talked about next
         if person is None and before is not None and understood.used_context:
             person = before.person
         if person is None:
@@ -325,9 +376,10 @@ class ConversationReader:
         return _Context(text, subject, person, articles, quote)
 
 
-def _person_answered(question: str, quote: str) -> str | None:
-    """For "Who is the chairman of X?": the name in the answer nearest the words
-    the question asked with ("Noh Yun-hong, chairman of ..."), not the first one."""
+def _name_answered(question: str, quote: str) -> str | None:
+    """For "Who is the chairman of X?" or "Which bakery won?": the name in the
+    answer nearest the words the question asked with ("Noh Yun-hong, chairman
+    of ..."), not the first one; a person's name has two words or a hyphen."""
     asked = {question[s:e].lower() for s, e in name_spans(question)}
     wanted = set(terms(question))
     near = [m.start() for m in _TOKEN.finditer(quote) if wanted.intersection(terms(m.group()))]
@@ -342,7 +394,9 @@ def _person_answered(question: str, quote: str) -> str | None:
         while words and wanted.intersection(terms(words[0])):
             words.pop(0)
         name = " ".join(words)
-        if (len(words) < 2 and "-" not in name) or name.lower() in asked:
+        if not words or name.lower() in asked:
+            continue
+        if _WHO.match(question) and len(words) < 2 and "-" not in name:
             continue
         distance = min((abs(p - s) if p < s else abs(p - e) for p in near), default=len(quote))
         if best is None or distance < best[0]:
@@ -378,6 +432,7 @@ def _read_quotes(quotes: Sequence[QuoteRef], snap: Snapshot) -> tuple[str | None
     return first, tuple(articles[:3])
 
 
+_DEFINITE = re.compile(r"\b(?:the|this|that|these|those)\s+([\w'’-]+)", re.I)
 _DETERMINER = re.compile(r"\b(?:the|a|an)\s+", re.I)
 
 
