@@ -37,8 +37,9 @@ from qa.store import Snapshot
 from qa.terms import terms
 
 MAX_TURNS = 20  # earlier turns taken into account (the API's limit too)
-RARE_IDF = 5.0  # a term this rare (in ~0.7% of chunks or fewer) marks a subject of its own
-QUOTE_WORDS = 30  # words of the previous answer a question about it is searched with
+RARE_IDF = 7.0  # a term this rare (in ~0.08% of chunks or fewer) marks a subject of its own
+RARE_IDF_SUBJECTLESS = 5.0  # ... or ~0.7%, in a question without a pronoun to tie it back
+GIST_TERMS = 6  # words of the previous answer a question about it is searched with
 
 
 @dataclass(frozen=True)
@@ -176,12 +177,33 @@ def _dangling(text: str) -> re.Match[str] | None:
             continue
         if word not in _PRONOUNS and word not in {"that", "there"}:
             continue
-        if word == "there" and n + 1 < len(toks) and toks[n + 1].group().lower() in _AUX:
+        prev = toks[n - 1].group().lower() if n else ""
+        nxt = toks[n + 1].group().lower() if n + 1 < len(toks) else ""
+        if word == "there" and (nxt in _AUX or prev in _AUX):
             continue  # "are there", "there is": existential, not a place
+        if word in _DEMONSTRATIVES and nxt in _TIME_WORDS:
+            continue  # "this season", "that year": a time, not a reference
         if any(end <= m.start() for _, end in names):
             return None
+        if word in _THING_PRONOUNS and len(set(terms(text[: m.start()]))) >= 3:
+            return None  # "... the restored tapes able to have color added to them"
+        if (
+            word == "it"
+            and n + 1 < len(toks)
+            and toks[n + 1].group().lower() in _IMPERSONAL
+            and any(start > m.end() for start, _ in names)
+        ):
+            continue  # "How much will it cost the Westmoor team to ...?": no referent
         return m
     return None
+
+
+_THING_PRONOUNS = frozenset("it its they them their".split())
+_DEMONSTRATIVES = frozenset("this that these those".split())
+_TIME_WORDS = frozenset(
+    "season year week month time morning evening weekend summer spring autumn winter".split()
+)
+_IMPERSONAL = frozenset("cost costs take takes took mean means seem seems".split())
 
 
 def _pronoun_that(toks: list[re.Match[str]], n: int) -> bool:
@@ -214,39 +236,42 @@ class ConversationReader:
         asked = q  # what a self-contained question is searched as: exactly what was asked
         lead = _FRAGMENT_LEAD.match(q)
         if lead and _WH_START.match(q[lead.end() :]):
-            q = q[lead.end() :]  # "And who runs it?": a whole question after the "and"
+            rest = q[lead.end() :]  # "And who runs it?": a whole question after the "and"
+            q = rest[0].upper() + rest[1:]
         elif lead or (not _WH_START.match(q) and len(_tokens(q)) <= 4 and terms(q)):
             return self._fragment(q[lead.end() :] if lead else q, ctx)
         qterms = terms(q)
         if not qterms:
-            return self._about_answer(q, ctx)
+            return self._about_answer(q, ctx, snap)
         ref = _dangling(q)
-        has_subject = bool(name_spans(q)) or bool(_YEAR_OR_NUMBER.search(q))
-        if (
-            ref is None
-            and not has_subject
-            and self._names_known_thing(q, ctx)
-            and not self._belongs_elsewhere(qterms, ctx, snap)
-        ):
-            return self._with_subject(q, ctx, kind="reference")
-        if ref is None and (has_subject or len(set(qterms)) > 2):
-            return Understood(asked)  # a question with its own subject
+        if ref is None:
+            # No pronoun: a question with no name of its own that is short ("How
+            # much did the order cost?") or names a thing the last turn named ("When
+            # was the system hooked up?") is about what was talked about; one with
+            # its own subject, or words of a new topic, stands alone.
+            if name_spans(q) or not (len(set(qterms)) <= 2 or self._names_known_thing(q, ctx)):
+                return Understood(asked)
+            if self._belongs_elsewhere(qterms, ctx, snap, RARE_IDF_SUBJECTLESS):
+                return Understood(asked)
+            return self._with_subject(q, ctx, kind="missing_subject")
         if self._belongs_elsewhere(qterms, ctx, snap):
             return Understood(asked)  # a topic switch: its rare words are not the context's
-        if ref is None:
-            return self._with_subject(q, ctx, kind="missing_subject")
         if ref.group().lower() in {"that", "this"} and ctx.quote and _about_answer_shape(q, ref):
-            return self._about_answer(q, ctx)
+            return self._about_answer(q, ctx, snap)
         return self._replace(q, ref, ctx)
 
     @staticmethod
     def _names_known_thing(q: str, ctx: _Context) -> bool:
-        """ "What will the bakery spend it on?" after a turn about Crumb & Crust's
-        bakery: a "the X" whose X the previous question or subject named."""
+        """ "What will the bakery spend it on?" after a turn about the bakery: a
+        "the X" whose X the previous question, its subject or its answer named."""
         known = set(terms(ctx.question)) | set(terms(ctx.subject or ""))
+        if ctx.quote:
+            known |= set(terms(ctx.quote))
         return any(known.intersection(terms(m.group(1))) for m in _DEFINITE.finditer(q))
 
-    def _belongs_elsewhere(self, qterms: list[str], ctx: _Context, snap: Snapshot) -> bool:
+    def _belongs_elsewhere(
+        self, qterms: list[str], ctx: _Context, snap: Snapshot, rare: float = RARE_IDF
+    ) -> bool:
         """Does the question hold a rare term the conversation so far never met?"""
         known = set(terms(ctx.question))
         for article_id in ctx.articles:
@@ -259,7 +284,7 @@ class ConversationReader:
         df = snap.doc_freqs(foreign)
         n = max(snap.n_chunks, 1)
         return any(
-            df.get(t, 0) > 0 and math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) >= RARE_IDF
+            df.get(t, 0) > 0 and math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) >= rare
             for t in foreign
         )
 
@@ -339,12 +364,22 @@ class ConversationReader:
             return Understood(swapped + "?", (), "fragment", rest)
         return Understood(f"{base} {rest}?", ctx.articles, "fragment", ctx.subject)
 
-    def _about_answer(self, q: str, ctx: _Context) -> Understood:
+    def _about_answer(self, q: str, ctx: _Context, snap: Snapshot) -> Understood:
+        """ "Who said that?": the question with the rarest words of the last answer
+        (its whole text would find that sentence again, not the one answering)."""
         if not ctx.quote:
             return self._with_subject(q, ctx, kind="about_answer")
-        words = ctx.quote.split()
-        gist = " ".join(words[:QUOTE_WORDS]) + (" …" if len(words) > QUOTE_WORDS else "")
-        text = f'{q.rstrip(" ?")}: "{gist}"?'
+        words = [m.group() for m in _TOKEN.finditer(ctx.quote)]
+        by_word = {w: t[0] for w in words if (t := terms(w))}
+        df = snap.doc_freqs(list(set(by_word.values())))
+        rarest = sorted(set(by_word.values()), key=lambda t: (df.get(t, 0), t))[:GIST_TERMS]
+        keep, seen = [], set()
+        for w in words:
+            t = by_word.get(w)
+            if t in rarest and t not in seen:
+                keep.append(w)
+                seen.add(t)
+        text = f"{q.rstrip(' ?')} ({', '.join(keep)})?" if keep else q
         return Understood(text, ctx.articles, "about_answer", ctx.subject)
 
     # -- what a turn leaves behind ---------------------------------------------------
@@ -405,13 +440,12 @@ def _name_answered(question: str, quote: str) -> str | None:
 
 
 def _about_answer_shape(q: str, ref: re.Match[str]) -> bool:
-    """ "Who said that?", "When did this happen?", "Why is that?": the demonstrative
-    stands alone (no noun of its own after it)."""
+    """ "Who said that?", "When was that shown?", "Why is that?": the demonstrative
+    stands alone, at the end or after an auxiliary, rather than before a noun
+    of its own ("this platform")."""
     after = q[ref.end() :].strip(" ?.!")
-    if not after:
-        return True
-    nxt = after.split()[0].lower()
-    return nxt in {"happen", "happened", "mean", "means", "so", "true", "right", "for"}
+    before = q[: ref.start()].split()
+    return not after or bool(before and before[-1].lower() in _AUX)
 
 
 def _read_quotes(quotes: Sequence[QuoteRef], snap: Snapshot) -> tuple[str | None, tuple[str, ...]]:
@@ -432,7 +466,7 @@ def _read_quotes(quotes: Sequence[QuoteRef], snap: Snapshot) -> tuple[str | None
     return first, tuple(articles[:3])
 
 
-_DEFINITE = re.compile(r"\b(?:the|this|that|these|those)\s+([\w'’-]+)", re.I)
+_DEFINITE = re.compile(r"\b(?:the|this|these|those)\s+([\w'’-]+)", re.I)
 _DETERMINER = re.compile(r"\b(?:the|a|an)\s+", re.I)
 
 

@@ -19,7 +19,7 @@ DENSE_K = 30
 LEXICAL_K = 30
 DENSE_WEIGHT = 0.6  # the rest goes to BM25 (normalised by the query's best)
 PREFERRED_KEPT = 8  # a follow-up also considers this many best passages of the article
-PREFER_BONUS = 0.1  # ... being discussed, and ranks them this much higher (fused scale)
+PREFER_BONUS = 0.5  # ... being discussed, and ranks them this much higher (fused scale)
 
 
 @dataclass(frozen=True)
