@@ -91,14 +91,14 @@ class Answerer:
         snap = self.snapshot()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
-        key = (snap.version, seen.text.casefold(), seen.prefer, k)
+        key = (snap.version, seen.text.casefold(), seen.prefer, seen.borrowed, k)
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is not None:
             return cached.model_copy(update={"question": q, "took_ms": _ms_since(started)})
-        ranked, _ = self.analyse(seen.text, snap, seen.prefer)
+        ranked, _ = self.analyse(seen.text, snap, seen.prefer, seen.borrowed)
         quotes = self.selector.quotes(ranked, k)
         answered = bool(quotes) and quotes[0].score >= self.settings.min_score
         if not answered:
@@ -127,9 +127,14 @@ class Answerer:
         return self.conversation.understand(q, history, snap or self.snapshot())
 
     def analyse(
-        self, q: str, snap: Snapshot | None = None, prefer: Sequence[str] = ()
+        self,
+        q: str,
+        snap: Snapshot | None = None,
+        prefer: Sequence[str] = (),
+        borrowed: str = "",
     ) -> tuple[list[Candidate], Passages]:
-        """Scored candidate sentences (best first) and the ranked passages."""
+        """Scored candidate sentences (best first) and the ranked passages.
+        `prefer` and `borrowed`: see `Understood`."""
         snap = snap or self.snapshot()
         if snap.n_chunks == 0:
             raise IndexEmpty(
@@ -138,6 +143,11 @@ class Answerer:
         qvec = self.encoder.embed([q])[0]
         qterms = terms(q)
         passages = retrieve(snap, qvec, qterms, prefer)
+        if prefer and borrowed:
+            # The article is known: the words borrowed from earlier turns found it,
+            # the question's own words choose the sentence.
+            drop = set(terms(borrowed))
+            qterms = [t for t in qterms if t not in drop] or qterms
         candidates = self.selector.candidates(snap, q, qvec, qterms, passages)
         return self.selector.score(candidates), passages
 

@@ -30,7 +30,7 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qa.models import PriorTurn, QuoteRef
 from qa.store import Snapshot
@@ -50,6 +50,10 @@ class Understood:
     prefer: tuple[str, ...] = ()  # article ids the previous answer quoted: their passages first
     kind: str = "alone"  # alone | reference | fragment | about_answer | missing_subject
     subject: str | None = None  # what a rewritten question is about, for the next turn
+    # Words taken from the earlier turns: they find the article, but once it is
+    # known they name what every sentence of it is about, so they do not choose
+    # the quote (else the first sentence naming the subject wins).
+    borrowed: str = ""
 
     @property
     def used_context(self) -> bool:
@@ -320,14 +324,15 @@ class ConversationReader:
             phrase = subject + ("'" if subject.endswith("s") else "'s")
         else:
             phrase = subject
-        return Understood(q[:start] + phrase + q[end:], ctx.articles, "reference", subject)
+        text = q[:start] + phrase + q[end:]
+        return Understood(text, ctx.articles, "reference", subject, subject)
 
     def _with_subject(self, q: str, ctx: _Context, kind: str) -> Understood:
         """No place to put the subject in: name it after the question."""
         about = ctx.subject or _content_words(ctx.question)
         if not about:
             return Understood(q, ctx.articles, kind)
-        return Understood(f"{q.rstrip(' ?')} ({about})?", ctx.articles, kind, ctx.subject)
+        return Understood(f"{q.rstrip(' ?')} ({about})?", ctx.articles, kind, ctx.subject, about)
 
     def _fragment(self, rest: str, ctx: _Context) -> Understood:
         rest = rest.strip().rstrip("?").strip()
@@ -338,21 +343,21 @@ class ConversationReader:
         if ref is not None and ref.group().lower() in _POSSESSIVE:
             # "And its price?": another thing about the same subject
             asked = self._replace(f"What is {rest}?", ref, ctx)
-            return Understood(asked.text, ctx.articles, "fragment", ctx.subject)
+            return replace(asked, kind="fragment")
         rest = rest if _is_name(rest.split()[0], False) else rest[0].lower() + rest[1:]
         if _WH_WORD.search(rest):
             # "For how long?" after "When does it start?": the new question word on
             # the old question's words, "For how long does it start?"
             lead = _WH_LEAD.match(base)
             body = base[lead.end() :] if lead else base
-            return Understood(f"{rest} {body}?", ctx.articles, "fragment", ctx.subject)
+            return self._fragment_of(f"{rest} {body}?", ctx)
         if _RELATIVE_TIME.search(rest):
-            return Understood(f"{base}, {rest}?", ctx.articles, "fragment", ctx.subject)
+            return self._fragment_of(f"{base}, {rest}?", ctx)
         new_number = _YEAR_OR_NUMBER.search(rest)
         old_number = _YEAR_OR_NUMBER.search(base)
         if new_number and old_number and len(terms(rest)) <= 2:
             swapped = base[: old_number.start()] + new_number.group() + base[old_number.end() :]
-            return Understood(swapped + "?", ctx.articles, "fragment", ctx.subject)
+            return self._fragment_of(swapped + "?", ctx)
         if (
             ctx.subject
             and ctx.subject in base
@@ -362,7 +367,11 @@ class ConversationReader:
             swapped = base[:i] + rest + base[i + len(ctx.subject) :]
             # A new subject in the old question's shape: no preferred article.
             return Understood(swapped + "?", (), "fragment", rest)
-        return Understood(f"{base} {rest}?", ctx.articles, "fragment", ctx.subject)
+        return self._fragment_of(f"{base} {rest}?", ctx)
+
+    @staticmethod
+    def _fragment_of(text: str, ctx: _Context) -> Understood:
+        return Understood(text, ctx.articles, "fragment", ctx.subject, ctx.subject or "")
 
     def _about_answer(self, q: str, ctx: _Context, snap: Snapshot) -> Understood:
         """ "Who said that?": the question with the rarest words of the last answer
@@ -380,7 +389,7 @@ class ConversationReader:
                 keep.append(w)
                 seen.add(t)
         text = f"{q.rstrip(' ?')} ({', '.join(keep)})?" if keep else q
-        return Understood(text, ctx.articles, "about_answer", ctx.subject)
+        return Understood(text, ctx.articles, "about_answer", ctx.subject, ctx.subject or "")
 
     # -- what a turn leaves behind ---------------------------------------------------
     def _context_after(
@@ -392,7 +401,7 @@ class ConversationReader:
     ) -> _Context:
         text = understood.text
         spans = name_spans(text)
-        subject = understood.subject or (text[spans[0][0] : spans[0][1]] if spans else None)
+        subject = understood.subject or (_subject_at(text, *spans[0]) if spans else None)
         if subject is None and before is not None:
             subject = before.subject  # "How much did it cost?" keeps talking about the library
         if subject is None:
@@ -409,6 +418,27 @@ class ConversationReader:
         if not articles and before is not None and understood.used_context:
             articles = before.articles
         return _Context(text, subject, person, articles, quote)
+
+
+def _subject_at(text: str, start: int, end: int) -> str:
+    """The named thing at text[start:end], with what it owns when it is a possessive:
+    "Warsaw's stock exchange", not "Warsaw's"."""
+    name = text[start:end]
+    if not name.endswith(("'s", "’s")):
+        return name
+    words = []
+    for m in _TOKEN.finditer(text, end):
+        w = m.group()
+        if (
+            w.lower() in _AUX
+            or w.lower() in _OPENERS
+            or not w.islower()
+            or w.endswith("ed")  # "When was Warsaw's stock exchange founded?"
+            or len(words) == 3
+        ):
+            break
+        words.append(w)
+    return " ".join([name, *words]) if words else name[:-2]
 
 
 def _name_answered(question: str, quote: str) -> str | None:
