@@ -146,7 +146,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "conversation.json")
     args = ap.parse_args()
     if not IndexStore(args.index_dir).exists():
-        sys.exit(f"bench_conversation: no index at {args.index_dir}: build one with `qa index`")
+        print(
+            f"bench_conversation: no index at {args.index_dir}: build one with `qa index`",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
     try:
         answerer.ask("warm up", 3)
@@ -159,7 +163,8 @@ def main() -> None:
             "dev_follow_ups": time_side_by_side(answerer, dev_cases, args.repeat),
         }
     except QAError as exc:
-        sys.exit(f"bench_conversation: {exc.message}")
+        print(f"bench_conversation: {exc.message}", file=sys.stderr)
+        sys.exit(2)
     result = {
         "dev": dev.model_dump(exclude={"misses"}),
         "xquad_chains": chains.model_dump(exclude={"misses"}),

@@ -159,8 +159,76 @@ def main() -> None:
             f"{pct(s['abstention_rate'])} | {s['latency_ms_p50']} |",
             "",
         ]
+    lines += conversation_section(load("conversation"))
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def conversation_section(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    rows = []
+    for label, key in (
+        ("dev set (tests/data/conversations/dev.jsonl)", "dev"),
+        ("XQuAD chains (xquad-chains.jsonl)", "xquad_chains"),
+    ):
+        r = c[key]
+        inc, std, floor = (
+            r[m]["top1_accuracy"] for m in ("in_context", "standalone", "no_context")
+        )
+        rows.append(
+            f"| {label}: {r['follow_ups']} follow-ups in {r['conversations']} conversations | "
+            f"{pct(inc)} | {pct(std)} | {pct(floor)} | {inc / std:.3f} | {inc - floor:+.3f} |"
+        )
+    x = c["xquad_history"]
+    lines = [
+        "## Conversations (`bench/bench_conversation.py`)",
+        "",
+        "Index: BBC + seed + sample + XQuAD dev articles. Top quote right, follow-ups only "
+        "(the turns after the first), asked in context (with the earlier turns as this index "
+        "answered them), as their standalone rewrite alone, and as typed alone (the floor):",
+        "",
+        "| set | in context | standalone | typed alone | in context / standalone | "
+        "in context - alone |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Per kind of follow-up, in context / standalone / typed alone:",
+        "",
+        "| set | kind | turns | in context | standalone | typed alone |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key in ("dev", "xquad_chains"):
+        for kind, row in c[key]["by_kind"].items():
+            lines.append(
+                f"| {key} | {kind} | {row['turns']} | {pct(row['in_context'])} | "
+                f"{pct(row['standalone'])} | {pct(row['no_context'])} |"
+            )
+    lines += [
+        "",
+        f"Self-contained questions with history, XQuAD dev ({x['questions']} questions): top "
+        f"quote {pct(x['top1_alone'])} alone, {pct(x['top1_same_article_history'])} with the "
+        f"previous question of its article as history ({x['rewritten_same_article']} searched "
+        f"in another form, {x['changed_same_article']} changed right/wrong), "
+        f"{pct(x['top1_switch_history'])} after a question about another article "
+        f"({x['rewritten_switch']} rewritten, {x['changed_switch']} changed).",
+        "",
+        "Answer time with history beside without (in process, alternating, cache off):",
+        "",
+        "| questions | answers each | p50 with / without ms | p95 with / without ms | "
+        "ratio of p50 |",
+        "|---|---|---|---|---|",
+    ]
+    for label, key in (
+        ("XQuAD dev, previous question of its article as history", "xquad_same_article"),
+        ("dev set follow-ups with their conversation", "dev_follow_ups"),
+    ):
+        t = c["speed"][key]
+        lines.append(
+            f"| {label} | {t['answers']} | {t['p50_ms_with_history']} / {t['p50_ms_without']} | "
+            f"{t['p95_ms_with_history']} / {t['p95_ms_without']} | **{t['ratio_p50']}x** |"
+        )
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

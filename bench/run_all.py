@@ -92,6 +92,13 @@ def main() -> None:
             "--index-dir",
             str(xq),
         )
+        conv = work / "conversations"  # + the sample articles the conversation set asks about
+        shutil.copytree(xq, conv)
+        qa("index", str(ROOT / "samples" / "articles"), "--index-dir", str(conv))
+        run(
+            "bench/bench_conversation.py",
+            *("--index-dir", str(conv), "--repeat", "1" if args.quick else "3"),
+        )
         run("bench/bench_ask.py", "--index-dir", str(bbc), "--runs", "4" if args.quick else "10")
         requests = "500" if args.quick else "2000"
         server_runs = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -222,15 +223,31 @@ def _pronoun_that(toks: list[re.Match[str]], n: int) -> bool:
 class ConversationReader:
     """Understands questions in their conversation over one index version at a time."""
 
-    def __init__(self, cache_size: int = 64) -> None:
+    def __init__(self, cache_size: int = 256) -> None:
         self._article_terms: OrderedDict[tuple[str, str], frozenset[str]] = OrderedDict()
+        # What a conversation is about after each of its turns, keyed by the turns so
+        # far: the next question of the same conversation reads only its last turn.
+        self._contexts: OrderedDict[tuple, _Context] = OrderedDict()
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def understand(self, question: str, history: Sequence[PriorTurn], snap: Snapshot) -> Understood:
         context: _Context | None = None
+        key: tuple = (snap.version,)
         for turn in list(history)[-MAX_TURNS:]:
-            understood = self._understand_one(turn.question, context, snap)
-            context = self._context_after(understood, turn.quotes, snap, context)
+            key = (*key, turn)
+            with self._lock:
+                cached = self._contexts.get(key)
+                if cached is not None:
+                    self._contexts.move_to_end(key)
+            if cached is None:
+                understood = self._understand_one(turn.question, context, snap)
+                cached = self._context_after(understood, turn.quotes, snap, context)
+                with self._lock:
+                    self._contexts[key] = cached
+                    while len(self._contexts) > self._cache_size:
+                        self._contexts.popitem(last=False)
+            context = cached
         return self._understand_one(question, context, snap)
 
     # -- one question ----------------------------------------------------------
@@ -294,15 +311,17 @@ class ConversationReader:
 
     def _terms_of(self, article_id: str, snap: Snapshot) -> frozenset[str]:
         key = (snap.version, article_id)
-        found = self._article_terms.get(key)
-        if found is None:
-            text = snap.article_texts([article_id]).get(article_id)
-            found = frozenset(terms(f"{text[0].title}\n{text[1]}")) if text else frozenset()
+        with self._lock:
+            found = self._article_terms.get(key)
+            if found is not None:
+                self._article_terms.move_to_end(key)
+                return found
+        text = snap.article_texts([article_id]).get(article_id)
+        found = frozenset(terms(f"{text[0].title}\n{text[1]}")) if text else frozenset()
+        with self._lock:
             self._article_terms[key] = found
             while len(self._article_terms) > self._cache_size:
                 self._article_terms.popitem(last=False)
-        else:
-            self._article_terms.move_to_end(key)
         return found
 
     def _replace(self, q: str, ref: re.Match[str], ctx: _Context) -> Understood:

@@ -32,3 +32,20 @@ def test_answer_speed_names_an_unreadable_question_file(seed_index, tmp_path):
         done = _run(str(questions), "--index-dir", str(seed_index))
         assert done.returncode == 2 and "cannot read the questions" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_conversation_bench_refuses_a_folder_without_an_index(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_conversation.py"),
+            "--index-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "no index at" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -35,7 +35,15 @@ def test_ask_json_prints_exactly_the_answer_object(cli_index):
     run = qa("ask", "What is K-SPACE?", "--json", index_dir=cli_index)
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout)
-    assert set(answer) == {"question", "answered", "answer", "quotes", "took_ms"}
+    assert set(answer) == {
+        "question",
+        "answered",
+        "answer",
+        "quotes",
+        "took_ms",
+        "standalone_question",
+    }
+    assert answer["standalone_question"] == "What is K-SPACE?"
     assert answer["answered"] is True
     top = answer["quotes"][0]
     assert set(top) == {"text", "score", "article", "start", "end"}
@@ -103,3 +111,42 @@ def test_index_dir_comes_from_the_environment(cli_index, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(cli_index))
     run = qa("ask", "Who organised the Alder River clean-up?", "--json")
     assert json.loads(run.stdout)["quotes"][0]["text"].count("Priya Nandakumar")
+
+
+def _conversation(*turns: tuple[str, list[str], str]) -> str:
+    return json.dumps(
+        {"turns": [{"question": q, "answers": a, "standalone": s} for q, a, s in turns]}
+    )
+
+
+def test_eval_scores_follow_ups_in_context_standalone_and_alone(cli_index, tmp_path):
+    conversations = tmp_path / "conversations.jsonl"
+    conversations.write_text(
+        _conversation(
+            ("What is K-SPACE?", [], "What is K-SPACE?"),
+            ("When was it established?", ["Dec. 5, 2022"], "When was K-SPACE established?"),
+        )
+        + "\n"
+        + _conversation(
+            ("What is the capacity of the library's solar roof?", [], ""),
+            ("How much will it save each year?", ["$14,000 a year"], ""),
+        )
+        + "\n"
+    )
+    run = qa("eval", str(conversations), "--json", "--misses", index_dir=cli_index)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert (report["conversations"], report["follow_ups"], report["answerable"]) == (2, 2, 2)
+    assert report["in_context"]["top1_accuracy"] == 1.0, report["misses"]
+    assert set(report["by_kind"]) == {"?"}  # no kinds given
+    text = qa("eval", str(conversations), index_dir=cli_index)
+    assert "in context  standalone  no context" in text.stdout
+
+
+def test_eval_names_a_broken_conversation_line(cli_index, tmp_path):
+    broken = tmp_path / "conversations.jsonl"
+    broken.write_text(_conversation(("What is K-SPACE?", [], "")) + '\n{"turns": [{}]}\n')
+    run = qa("eval", str(broken), index_dir=cli_index)
+    assert run.returncode == 1
+    assert "line 2: not a conversation object" in run.stderr
+    assert "Traceback" not in run.stderr
