@@ -54,8 +54,7 @@ def test_a_fragment_borrows_the_previous_question(answerer):
 def test_he_after_a_who_question_is_the_person_the_answer_named(answerer):
     *_, follow = converse(
         answerer,
-        "Who is the chairman of the Korea Pharmaceutical and Bio-Pharma Manufacturers "
-        "Association?",
+        "Who is the chairman of the Korea Pharmaceutical and Bio-Pharma Manufacturers Association?",
         "What does he want to establish?",
     )
     assert "Noh Yun-hong" in follow.standalone_question
