@@ -143,12 +143,8 @@ class Answerer:
         qvec = self.encoder.embed([q])[0]
         qterms = terms(q)
         passages = retrieve(snap, qvec, qterms, prefer)
-        if prefer and borrowed:
-            # The article is known: the words borrowed from earlier turns found it,
-            # the question's own words choose the sentence.
-            drop = set(terms(borrowed))
-            qterms = [t for t in qterms if t not in drop] or qterms
-        candidates = self.selector.candidates(snap, q, qvec, qterms, passages)
+        lent = frozenset(terms(borrowed)) if prefer and borrowed else frozenset()
+        candidates = self.selector.candidates(snap, q, qvec, qterms, passages, lent)
         return self.selector.score(candidates), passages
 
     def passages(self, question: str, n: int = 5) -> list[tuple[str, int, int]]:

@@ -73,7 +73,9 @@ class Candidate:
     article: ArticleRef
     article_text: str
     features: np.ndarray = field(default_factory=lambda: np.zeros(len(FEATURES)))
-    score: float = 0.0
+    score: float = 0.0  # the calibrated score: what "not found" and clients judge by
+    order_features: np.ndarray | None = None  # a follow-up's: its own words only
+    order: float = 0.0  # what candidates are ranked by (the score, unless a follow-up's)
 
     @property
     def text(self) -> str:
@@ -217,6 +219,7 @@ class QuoteSelector:
         qvec: np.ndarray,
         qterms: list[str],
         passages: Passages,
+        borrowed: frozenset[str] = frozenset(),
     ) -> list[Candidate]:
         """Every sentence of the best passages, with its features (unscored)."""
         # A global search over sentence vectors added candidates outside these
@@ -246,6 +249,14 @@ class QuoteSelector:
         qt = sorted(set(qterms))
         idf = _idf(snap.n_chunks, snap.doc_freqs(qt), qt)
         weights = np.array([idf[t] for t in qt]) / (sum(idf.values()) or 1.0)
+        # For a follow-up, the words borrowed from earlier turns (the subject put in
+        # for "it") name what the whole preferred article is about: they count for
+        # the score, but the question's own words order the sentences.
+        lent = np.array([t in borrowed for t in qt], dtype=bool)
+        own_weights = None
+        if lent.any() and not lent.all():
+            own = np.where(lent, 0.0, weights)
+            own_weights = own / own.sum()
         has = snap.term_presence(ids, qt)
         has = np.vstack([has, np.zeros((1, len(qt)), dtype=bool)])  # row -1: no neighbour
         sentence_has = has[here]
@@ -292,19 +303,30 @@ class QuoteSelector:
                 [cues.superlative_match(t) for t in sentences],
             ]
         )
+        if own_weights is None:
+            ordering = [None] * len(features)
+        else:
+            ordering = features.copy()
+            ordering[:, FEATURES.index("sentence_terms")] = sentence_has @ own_weights
+            ordering[:, FEATURES.index("window_terms")] = window_has @ own_weights
         hits = zip(ids[here].tolist(), chunk_of.tolist(), names, starts, ends, strict=True)
         return [
-            Candidate(SpanRow(*hit), *texts[hit[2]], f)
-            for hit, f in zip(hits, features, strict=True)
+            Candidate(SpanRow(*hit), *texts[hit[2]], f, order_features=o)
+            for hit, f, o in zip(hits, features, ordering, strict=True)
         ]
 
     def score(self, candidates: list[Candidate]) -> list[Candidate]:
         """Scored candidates, best first (ties by position in the index)."""
-        if candidates:
-            scores = self.model.score(np.stack([c.features for c in candidates]))
-            for c, s in zip(candidates, scores.tolist(), strict=True):
-                c.score = s
-        return sorted(candidates, key=lambda c: (-c.score, c.hit.id))
+        if not candidates:
+            return []
+        scores = self.model.score(np.stack([c.features for c in candidates]))
+        for c, s in zip(candidates, scores.tolist(), strict=True):
+            c.score = c.order = s
+        if candidates[0].order_features is not None:
+            order = self.model.score(np.stack([c.order_features for c in candidates]))
+            for c, s in zip(candidates, order.tolist(), strict=True):
+                c.order = s
+        return sorted(candidates, key=lambda c: (-c.order, c.hit.id))
 
     @staticmethod
     def quotes(ranked: list[Candidate], k: int) -> list[Quote]:
@@ -338,10 +360,13 @@ class QuoteSelector:
                     used.add(nid)
                     seen.add(" ".join(n.text.split()).lower())
                     break
+            # A follow-up's quotes are ranked by its own words, but show the calibrated
+            # score, never above the quote ranked before.
+            score = min(c.score, quotes[-1].score) if quotes else c.score
             quotes.append(
                 Quote(
                     text=c.article_text[start:end],
-                    score=round(c.score, 4),
+                    score=round(score, 4),
                     article=c.article,
                     start=start,
                     end=end,
