@@ -106,6 +106,8 @@ _WH_LEAD = re.compile(
     r"how(?:\s+(?:much|many|long|old|far|often|big|large))?)\b\s*",
     re.I,
 )
+_WH_NOUN = re.compile(r"\b(?:how many|how much|which|what)\s+([a-z][\w'’-]*)", re.I)
+_PREPOSITIONS = ("in ", "on ", "at ", "for ", "during ", "by ", "from ", "to ", "with ")
 _WH_WORD = re.compile(r"\b(?:what|who|whom|whose|when|where|why|how|which)\b", re.I)
 _ASKS_NAME = re.compile(
     r"^\s*(?:who|whom|whose|which|what (?:company|firm|team|country|city))\b", re.I
@@ -363,7 +365,8 @@ class ConversationReader:
             # "And its price?": another thing about the same subject
             asked = self._replace(f"What is {rest}?", ref, ctx)
             return replace(asked, kind="fragment")
-        rest = rest if _is_name(rest.split()[0], False) else rest[0].lower() + rest[1:]
+        named = _is_name(rest.split()[0], False)  # "And K-MELLODDY?", "And Roc-A-Fella?"
+        rest = rest if named else rest[0].lower() + rest[1:]
         if _WH_WORD.search(rest):
             # "For how long?" after "When does it start?": the new question word on
             # the old question's words, "For how long does it start?"
@@ -377,11 +380,15 @@ class ConversationReader:
         if new_number and old_number and len(terms(rest)) <= 2:
             swapped = base[: old_number.start()] + new_number.group() + base[old_number.end() :]
             return self._fragment_of(swapped + "?", ctx)
-        if (
-            ctx.subject
-            and ctx.subject in base
-            and not rest.lower().startswith(("in ", "on ", "at ", "for ", "during ", "by "))
-        ):
+        counted = _WH_NOUN.search(base)
+        if counted and not terms(counted.group(1)):
+            counted = None  # "what is ...": no noun asked for
+        if counted and not named and not rest.lower().startswith(_PREPOSITIONS):
+            # "And tyres?" after "How many bags did they fill?": the thing counted
+            noun = re.sub(r"^(?:the|a|an)\s+", "", rest, flags=re.I)
+            swapped = base[: counted.start(1)] + noun + base[counted.end(1) :]
+            return self._fragment_of(swapped + "?", ctx)
+        if ctx.subject and ctx.subject in base and not rest.lower().startswith(_PREPOSITIONS):
             i = base.index(ctx.subject)
             swapped = base[:i] + rest + base[i + len(ctx.subject) :]
             # A new subject in the old question's shape: no preferred article.
