@@ -271,22 +271,9 @@ def eval_cmd(
         click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
         return
 
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
+    from qa.render import eval_report_text
 
-    click.echo(
-        f"questions              {report.questions} "
-        f"({report.answerable} answerable here, {report.unanswerable} not)"
-    )
-    click.echo(f"top quote has answer   {pct(report.top1_accuracy)}")
-    click.echo(f"top {k} quotes have it   {pct(report.top3_accuracy)}")
-    click.echo(f"passage recall@5       {pct(report.passage_recall_at_5)}")
-    click.echo(f"answered (answerable)  {pct(report.answered_rate)}")
-    click.echo(f"abstained (not)        {pct(report.abstention_rate)}")
-    click.echo(f"latency ms p50 / p95   {report.latency_ms_p50} / {report.latency_ms_p95}")
-    if misses:
-        for miss in report.misses:
-            click.echo(f"- {miss['question']} | gold {miss['gold']} | got {miss['top']!r}")
+    click.echo(eval_report_text(report, k, misses))
 
 
 def _eval_conversations(
@@ -303,32 +290,9 @@ def _eval_conversations(
         click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
         return
 
-    def pct(value: float | None) -> str:
-        return "  n/a" if value is None else f"{value:.3f}"
+    from qa.render import conversation_report_text
 
-    click.echo(
-        f"conversations {report.conversations}, follow-ups {report.follow_ups} "
-        f"({report.answerable} answerable, {report.unanswerable} not)"
-    )
-    click.echo("                      in context  standalone  no context")
-    rows = [("top quote has answer", "top1_accuracy"), ("abstained (not)", "abstention_rate")]
-    for label, field in rows:
-        values = [getattr(getattr(report, m), field) for m in _MODES]
-        click.echo(f"{label:<22}" + "".join(f"{pct(v):>12}" for v in values))
-    p50 = [f"{getattr(report, m).latency_ms_p50:>12.1f}" for m in _MODES]
-    click.echo(f"{'latency ms p50':<22}" + "".join(p50))
-    for kind, row in report.by_kind.items():
-        label = f"  {kind} ({row['turns']})"
-        click.echo(f"{label:<22}" + "".join(f"{pct(row[m]):>12}" for m in _MODES))
-    if misses:
-        for miss in report.misses:
-            click.echo(
-                f"- {miss['question']} | searched {miss['searched']!r} | gold {miss['gold']} "
-                f"| got {miss['top']!r}"
-            )
-
-
-_MODES = ("in_context", "standalone", "no_context")
+    click.echo(conversation_report_text(report, misses))
 
 
 @main.command("serve")

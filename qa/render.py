@@ -1,10 +1,14 @@
-"""Answer → readable terminal text (the page renders the same object in Jinja2)."""
+"""Answers and evaluation reports → readable terminal text (the page renders Answers in Jinja2)."""
 
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 from qa.models import Answer, Quote
+
+if TYPE_CHECKING:  # evaluation imports the answering pipeline; rendering needs only shapes
+    from qa.evaluation import ConversationReport, EvalReport
 
 
 def citation(quote: Quote) -> str:
@@ -49,3 +53,51 @@ def searched_for(answer: Answer) -> str:
     if not standalone or standalone == answer.question:
         return ""
     return f"searched for: {standalone}"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def eval_report_text(report: EvalReport, k: int, misses: bool = False) -> str:
+    lines = [
+        f"questions              {report.questions} "
+        f"({report.answerable} answerable here, {report.unanswerable} not)",
+        f"top quote has answer   {_rate(report.top1_accuracy)}",
+        f"top {k} quotes have it   {_rate(report.top3_accuracy)}",
+        f"passage recall@5       {_rate(report.passage_recall_at_5)}",
+        f"answered (answerable)  {_rate(report.answered_rate)}",
+        f"abstained (not)        {_rate(report.abstention_rate)}",
+        f"latency ms p50 / p95   {report.latency_ms_p50} / {report.latency_ms_p95}",
+    ]
+    if misses:
+        lines += [f"- {m['question']} | gold {m['gold']} | got {m['top']!r}" for m in report.misses]
+    return "\n".join(lines)
+
+
+_MODES = ("in_context", "standalone", "no_context")
+
+
+def conversation_report_text(report: ConversationReport, misses: bool = False) -> str:
+    """Follow-ups asked three ways, side by side, then per kind of follow-up."""
+
+    def row(label: str, values: list[float | None]) -> str:
+        return f"{label:<22}" + "".join(f"{_rate(v):>12}" for v in values)
+
+    figures = [getattr(report, m) for m in _MODES]
+    lines = [
+        f"conversations {report.conversations}, follow-ups {report.follow_ups} "
+        f"({report.answerable} answerable, {report.unanswerable} not)",
+        f"{'':<22}{'in context':>12}{'standalone':>12}{'no context':>12}",
+        row("top quote has answer", [f.top1_accuracy for f in figures]),
+        row("abstained (not)", [f.abstention_rate for f in figures]),
+        f"{'latency ms p50':<22}" + "".join(f"{f.latency_ms_p50:>12.1f}" for f in figures),
+    ]
+    for kind, by in report.by_kind.items():
+        lines.append(row(f"  {kind} ({by['turns']})", [by[m] for m in _MODES]))
+    if misses:
+        lines += [
+            f"- {m['question']} | searched {m['searched']!r} | gold {m['gold']} | got {m['top']!r}"
+            for m in report.misses
+        ]
+    return "\n".join(lines)
