@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qa.answering import Answerer
 from qa.conversation import name_spans
@@ -131,3 +133,37 @@ def test_cached_answers_keep_follow_ups_apart(seed_index):
 )
 def test_named_things_in_a_question(text, names):
     assert [text[s:e] for s, e in name_spans(text)] == names
+
+
+# Words that steer the reader: pronouns, fragments' openers, names, numbers, symbols.
+_WORDS = st.sampled_from(
+    "it its he she they their this that there those what who when how many much and "
+    "about K-SPACE Noh KPBMA Pfizer 2022 $411 the platform company said why ? ! . , "
+    "'s <script> & é 東京 \u200b".split()
+)
+_TEXT = st.lists(_WORDS | st.text(max_size=12), max_size=14).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    question=_TEXT.filter(lambda q: q.strip()),
+    earlier=st.lists(
+        st.tuples(_TEXT, st.lists(st.tuples(st.integers(-5, 10**4), st.integers(-5, 10**4)))),
+        max_size=4,
+    ),
+)
+def test_any_question_with_any_history_gets_an_answer(answerer, question, earlier):
+    """Whatever the turns hold (offsets out of range, symbols, empty questions), the
+    reader never fails, and a topic it does not use leaves the question as asked."""
+    article = answerer.snapshot().articles()[0].id
+    history = [
+        PriorTurn(
+            question=q, quotes=tuple(QuoteRef(article_id=article, start=s, end=e) for s, e in spans)
+        )
+        for q, spans in earlier
+    ]
+    answer = answerer.ask(question, 3, history)
+    assert answer.standalone_question.strip()
+    assert answer.question == " ".join(question.split())
+    if not answer.answered:
+        assert answer.quotes == []
