@@ -40,7 +40,7 @@ from qa.terms import terms
 MAX_TURNS = 20  # earlier turns taken into account (the API's limit too)
 RARE_IDF = 7.0  # a term this rare (in ~0.08% of chunks or fewer) marks a subject of its own
 RARE_IDF_SUBJECTLESS = 5.0  # ... or ~0.7%, in a question without a pronoun to tie it back
-GIST_TERMS = 6  # words of the previous answer a question about it is searched with
+GIST_TERMS = 3  # words of the previous answer a question about it is searched with
 
 
 @dataclass(frozen=True)
