@@ -500,6 +500,26 @@ def test_screenshots_of_the_chat(server, browser):
     assert (SCREENSHOTS / "chat-k-space.png").stat().st_size > 10_000
 
 
+def test_screenshot_of_a_follow_up(server, browser):
+    """The desktop chat after a follow-up, with what it searched for."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = ctx.new_page()
+        page.goto(server.base + "/")
+        ask_on_chat(page, K_SPACE)
+        expect(page.locator("#conversation .quote").first).to_be_visible()
+        ask_on_chat(page, FOLLOW_UP)
+        follow_up = page.locator("#conversation > .turn").nth(1)
+        assert_follow_up_answered_from_context(follow_up)
+        follow_up.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "chat-follow-up.png"))
+    finally:
+        ctx.close()
+    assert (SCREENSHOTS / "chat-follow-up.png").stat().st_size > 10_000
+
+
 def test_screenshot_of_the_widget(server, site, context):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = context.new_page()
