@@ -17,10 +17,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from qa.answering import NOT_FOUND
-from qa.models import Answer
+from qa.models import Answer, QuoteRef
 from qa.settings import Settings
 from qa.web.app import create_app
 from qa.web.deps import get_answerer
+from qa.web.openai_api import cited_in, conversation
+from qa.web.openai_schemas import ChatMessage
 from tests.browser_support import free_port, wait_for
 
 QUESTION = "What is K-SPACE?"
@@ -199,6 +201,27 @@ def test_a_follow_up_is_understood_from_the_messages(live, client, first):
     assert f"Searched for: {answer.standalone_question}" in content
     quote = answer.quotes[0]
     assert quote.text == article_text(live, quote.article.id)[quote.start : quote.end]
+
+
+def test_a_chat_ui_that_keeps_only_the_text_still_passes_on_what_was_quoted(first):
+    """The reply's source links say which quotes it gave: a client that sends back the
+    text alone (no `qa`) still tells the next question where the last answer was."""
+    content = first.choices[0].message.content
+    messages = [
+        ChatMessage(role="user", content=QUESTION),
+        ChatMessage(role="assistant", content=content),
+        ChatMessage(role="user", content=FOLLOW_UP),
+    ]
+    question, earlier = conversation(messages)
+    (turn,) = earlier.values()
+    shown = qa_field(first).quotes
+    assert question == FOLLOW_UP and turn.question == QUESTION
+    assert [(r.article_id, r.start, r.end) for r in turn.quotes] == [
+        (q.article.id, q.start, q.end) for q in shown
+    ]
+    assert cited_in("see /articles/x?start=5&end=1#quote and http://a/b") == (
+        QuoteRef(article_id="x", start=5, end=1),  # kept as given; the core checks offsets
+    )
 
 
 def test_quotes_sent_back_in_qa_are_read_from_the_index_not_trusted(client, first):

@@ -10,19 +10,22 @@ API's; errors take the OpenAI shape (qa.web.errors); reading stays open, so an
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from itertools import pairwise
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from qa.conversation import MAX_TURNS
 from qa.errors import InvalidInput
-from qa.models import Answer, PriorTurn, Quote
+from qa.models import Answer, PriorTurn, Quote, QuoteRef
 from qa.web.api import answer_in_slot, check_history
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.openai_schemas import (
@@ -42,6 +45,7 @@ from qa.web.openai_schemas import (
 )
 from qa.web.templating import quote_id
 
+MAX_QUOTES = 20  # quotes an answer can have (k <= 20): more links are not read
 STARTED = int(time.time())  # the model's `created`: it is as old as this server
 
 
@@ -63,10 +67,26 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[str, dict[str, PriorT
     earlier: dict[str, PriorTurn] = {}
     for n, following in pairwise(asked):
         reply = next((m for m in messages[n + 1 : following] if m.role == "assistant"), None)
-        quotes = tuple(q.ref() for q in reply.qa.quotes) if reply and reply.qa else ()
+        if reply and reply.qa:
+            quotes = tuple(q.ref() for q in reply.qa.quotes)
+        else:  # a chat UI that keeps only the text: its source links say where
+            quotes = cited_in(reply.text()) if reply else ()
         earlier[f"messages[{n}]"] = PriorTurn(question=messages[n].text(), quotes=quotes)
     kept = dict(list(earlier.items())[-MAX_TURNS:])
     return messages[asked[-1]].text(), kept
+
+
+# The article view's address at a quote, as chat_text writes it in the sources.
+_SOURCE_LINK = re.compile(r"/articles/([^/?#\s]+)\?start=(\d{1,9})&end=(\d{1,9})#quote")
+
+
+def cited_in(text: str) -> tuple[QuoteRef, ...]:
+    """The quotes an earlier reply cited, read from its source links. Only where to
+    look: the core reads the text at these offsets from the index, or ignores them."""
+    return tuple(
+        QuoteRef(article_id=unquote(m.group(1)), start=int(m.group(2)), end=int(m.group(3)))
+        for m in itertools.islice(_SOURCE_LINK.finditer(text), MAX_QUOTES)
+    )
 
 
 # -- Answer → chat text ----------------------------------------------------------------------
