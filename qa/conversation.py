@@ -14,11 +14,17 @@ index knows of its words, then rewritten from the earlier turns.
 - A fragment ("And K-MELLODDY?", "What about in 2019?") borrows the previous
   question's shape, with its subject, year or number swapped for the new one.
 - A question about the previous answer ("Who said that?", "Why?") is searched
-  with that answer's words, read from the index (a client's copy of a quote is
-  never trusted, only its article and offsets).
-- A question with its own subject (a topic switch), or whose rare words belong
-  to another article than the one being discussed, is answered exactly as it
+  with that answer's rarest words, read from the index (a client's copy of a
+  quote is never trusted, only its article and offsets).
+- A short question with no subject of its own ("How much did the order cost?"),
+  or one naming a thing the last turn named ("the bakery"), is asked about the
+  conversation's subject.
+- A question with its own name (a topic switch), or whose rare words belong to
+  another article than the one being discussed, is answered exactly as it
   would be alone.
+
+The answerer then prefers the articles the last answer quoted, and ranks their
+sentences by the question's own words (`Understood.borrowed` are the others).
 
 Each earlier turn is itself understood in the context of the ones before it,
 so "And K-MELLODDY?" → "When was it launched?" follows the newest subject.
@@ -51,9 +57,10 @@ class Understood:
     prefer: tuple[str, ...] = ()  # article ids the previous answer quoted: their passages first
     kind: str = "alone"  # alone | reference | fragment | about_answer | missing_subject
     subject: str | None = None  # what a rewritten question is about, for the next turn
-    # Words taken from the earlier turns: they find the article, but once it is
-    # known they name what every sentence of it is about, so they do not choose
-    # the quote (else the first sentence naming the subject wins).
+    # Words taken from the earlier turns: they find the article and count in the
+    # score, but once the article is known they name what every sentence of it is
+    # about, so they do not order the sentences (else the first one naming the
+    # subject wins).
     borrowed: str = ""
 
     @property
