@@ -301,7 +301,7 @@ def _eval_conversations(
 @index_dir_option
 @clean_errors
 def serve_cmd(host: str | None, port: int | None, index_dir: Path | None) -> None:
-    """Serve the web chat at / and the JSON API under /api."""
+    """Serve the web chat at /, the JSON API under /api and the MCP server at /mcp."""
     import uvicorn
 
     from qa.web.app import create_app
@@ -317,6 +317,23 @@ def serve_cmd(host: str | None, port: int | None, index_dir: Path | None) -> Non
         proxy_headers=False,
         server_header=False,
     )
+
+
+@main.command("mcp")
+@index_dir_option
+@clean_errors
+def mcp_cmd(index_dir: Path | None) -> None:
+    """Serve the MCP tools (ask, list_articles, get_article) over stdin/stdout.
+
+    For an assistant that starts qa itself; stdout carries only the protocol.
+    """
+    from qa.answering import Answerer
+    from qa.web.app import warm_up
+    from qa.web.mcp_server import run_stdio
+
+    answerer = Answerer(_settings(index_dir))
+    warm_up(answerer)  # a missing index is logged, and each tool call says so too
+    run_stdio(answerer)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,8 @@
 """The web app factory used by `qa serve` and the tests: one Answerer, built at start-up.
 
-Middleware, outermost first: security headers → CORS (/api and /v1 only) →
-unexpected errors as the contract's 500 → per-client rate limit (/api and /v1
-only) → request-body cap (larger for uploads) → FastAPI's routing and exception
+Middleware, outermost first: security headers → CORS (/api, /v1, /mcp only) →
+unexpected errors as the contract's 500 → per-client rate limit (/api, /v1 and
+/mcp only) → request-body cap (larger for uploads) → FastAPI's routing and exception
 handlers.
 Starlette's own ServerErrorMiddleware stays outside all of them as a last resort.
 """
@@ -17,13 +17,14 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from qa import __version__
 from qa.answering import Answerer
 from qa.errors import QAError
 from qa.settings import Settings
 from qa.web import api, ingest, openai_api, pages
-from qa.web.errors import ErrorRenderer, UnexpectedErrors, install_error_handlers
+from qa.web.errors import MCP_PATH, ErrorRenderer, UnexpectedErrors, install_error_handlers
 from qa.web.history import TurnSeal
 from qa.web.limits import AnswerSlots, RateLimit
 from qa.web.middleware import ApiCORS, BodySizeLimit, SecurityHeaders
@@ -58,7 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         answerer = Answerer(settings)
         await run_in_threadpool(warm_up, answerer)
         app.state.answerer = answerer
-        yield
+        # Imported here: the MCP SDK loads with the server, not with every `qa` command.
+        from qa.web.mcp_server import build_server
+
+        mcp = build_server(answerer, app.state.answer_slots)
+        # A new server (and session manager) per lifespan: the SDK runs each one only once.
+        app.state.mcp_http = mcp.streamable_http_app(
+            streamable_http_path=MCP_PATH, host=settings.host
+        )
+        async with mcp.session_manager.run():
+            yield
 
     app = FastAPI(title="qa", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     templates = make_templates()
@@ -75,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=asset_dir("static")), name="static")
     _add_widget_route(app)
+    # /mcp: MCP over streamable HTTP; not in the OpenAPI schema (it speaks JSON-RPC).
+    app.add_route(MCP_PATH, _McpEndpoint(), include_in_schema=False)
 
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(
@@ -89,6 +101,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = {p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
     app.add_middleware(SecurityHeaders, docs_paths=docs)
     return app
+
+
+class _McpEndpoint:
+    """Pure ASGI: hands /mcp to the MCP app the lifespan built (the body cap, rate limit
+    and error middlewares have already run)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["app"].state.mcp_http(scope, receive, send)
 
 
 def _add_widget_route(app: FastAPI) -> None:

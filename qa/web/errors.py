@@ -27,6 +27,7 @@ logger = logging.getLogger("qa.web")
 
 API_PREFIX = "/api"
 OPENAI_PREFIX = "/v1"  # the OpenAI-compatible routes: the API's limits, their own error shape
+MCP_PATH = "/mcp"  # the MCP server (streamable HTTP): the API's limits and JSON errors
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 INDEX_BUSY_RETRY_AFTER = 5  # seconds: a typical ingest request holds the writer lock this long
@@ -53,8 +54,8 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def is_api_path(path: str) -> bool:
-    """What programs call (/api and /v1): JSON errors, the rate limit, CORS."""
-    return _under(path, API_PREFIX) or _under(path, OPENAI_PREFIX)
+    """What programs call (/api, /v1 and /mcp): JSON errors, the rate limit, CORS."""
+    return _under(path, API_PREFIX) or _under(path, OPENAI_PREFIX) or _under(path, MCP_PATH)
 
 
 def is_openai_path(path: str) -> bool:
