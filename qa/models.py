@@ -62,6 +62,10 @@ class Quote(_Frozen):
     start: int
     end: int
 
+    def ref(self) -> QuoteRef:
+        """Where this quote is, as the next question's history carries it."""
+        return QuoteRef(article_id=self.article.id, start=self.start, end=self.end)
+
 
 class Answer(_Frozen):
     question: str
@@ -74,6 +78,13 @@ class Answer(_Frozen):
         description="The question as understood and searched: `question` itself, or, for a "
         "follow-up, a self-contained form built from the earlier turns.",
     )
+
+    @property
+    def searched_for(self) -> str | None:
+        """The standalone question when it differs from the one asked (a follow-up
+        read in its conversation); None when the question was searched as asked."""
+        s = self.standalone_question
+        return s if s and s != self.question else None
 
 
 class QuoteRef(_Frozen):
@@ -94,10 +105,7 @@ class PriorTurn(_Frozen):
     @classmethod
     def of(cls, answer: Answer) -> PriorTurn:
         """The turn an Answer makes, as the next question's history."""
-        refs = tuple(
-            QuoteRef(article_id=q.article.id, start=q.start, end=q.end) for q in answer.quotes
-        )
-        return cls(question=answer.question, quotes=refs)
+        return cls(question=answer.question, quotes=tuple(q.ref() for q in answer.quotes))
 
 
 class Health(_Frozen):

@@ -49,10 +49,7 @@ def answer_text(answer: Answer, width: int = 88) -> str:
 
 def searched_for(answer: Answer) -> str:
     """How a follow-up was understood ("searched for: …"); empty when it was searched as asked."""
-    standalone = answer.standalone_question
-    if not standalone or standalone == answer.question:
-        return ""
-    return f"searched for: {standalone}"
+    return f"searched for: {answer.searched_for}" if answer.searched_for else ""
 
 
 def _rate(value: float | None) -> str:

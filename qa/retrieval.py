@@ -39,10 +39,14 @@ def retrieve(
     discussed = snap.chunks_of_articles(prefer) if prefer else np.zeros(0, np.int64)
     if len(discussed):
         own = snap.chunk_vectors(discussed) @ qvec
-        ids = np.union1d(ids, discussed[np.argsort(-own, kind="stable")[:PREFERRED_KEPT]])
+        best = np.argsort(-own, kind="stable")[:PREFERRED_KEPT]
+        ids = np.union1d(ids, discussed[best])
     # Exact cosines for every candidate: FAISS's inner products for the dense
-    # hits (vectors are normalised), computed for the lexical-only ones.
+    # hits (vectors are normalised), the ones just computed for the discussed
+    # article's passages, computed for the lexical-only ones.
     cosine = np.full(len(ids), np.nan)
+    if len(discussed):
+        cosine[np.searchsorted(ids, discussed[best])] = own[best]
     cosine[np.searchsorted(ids, dense_ids)] = dense_cos
     missing = np.isnan(cosine)
     if missing.any():

@@ -1,5 +1,6 @@
 """Helpers for the browser tests: a live `qa serve`, a second-origin web site,
-Chromium via Playwright, and a corpus of articles that try to inject script."""
+Chromium via Playwright, and a corpus of articles that try to inject script; and
+`ThreadedServer`, the app under uvicorn in a thread, for the HTTP client tests."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from qa.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -83,6 +88,39 @@ def wait_for(url: str, timeout: float, crashed: Callable[[], str | None] = lambd
             last = str(exc)
         time.sleep(0.25)
     raise TimeoutError(f"{url} did not answer within {timeout} s ({last})")
+
+
+class ThreadedServer:
+    """uvicorn serving `create_app(settings)` in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn  # only the HTTP client tests need these
+
+        from qa.web.app import create_app
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
 
 
 @dataclass

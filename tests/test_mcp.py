@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from qa.models import Answer
 from qa.settings import Settings
-from qa.web.app import create_app
 
-from .browser_support import free_port
+from .browser_support import ThreadedServer
 from .conftest import PROJECT
 
 QUESTION = "What is K-SPACE?"
@@ -141,35 +137,9 @@ def test_stdio_server_survives_errors(stdio):
     assert stdio["after"].structured_content["answered"]
 
 
-class LiveServer:
-    """`qa serve`'s app under uvicorn in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        return self  # started: the lifespan (index opened, model warmed) has run
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture(scope="module")
 def live(seed_index) -> Iterator[str]:
-    with LiveServer(Settings(index_dir=seed_index, rate_limit_per_minute=0)) as server:
+    with ThreadedServer(Settings(index_dir=seed_index, rate_limit_per_minute=0)) as server:
         yield server.base
 
 
@@ -222,7 +192,7 @@ def test_http_mcp_has_the_api_body_cap(live):
 
 def test_http_mcp_has_the_api_rate_limit(seed_index):
     settings = Settings(index_dir=seed_index, rate_limit_per_minute=2)
-    with LiveServer(settings) as server, httpx.Client(base_url=server.base, timeout=30) as http:
+    with ThreadedServer(settings) as server, httpx.Client(base_url=server.base, timeout=30) as http:
         replies = [http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS) for _ in range(3)]
     assert [r.status_code for r in replies] == [200, 200, 429]
     refused = replies[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from qa.answering import NOT_FOUND
@@ -23,42 +21,13 @@ from qa.web.app import create_app
 from qa.web.deps import get_answerer
 from qa.web.openai_api import cited_in, conversation
 from qa.web.openai_schemas import ChatMessage
-from tests.browser_support import free_port, wait_for
+from tests.browser_support import ThreadedServer, wait_for
 
 QUESTION = "What is K-SPACE?"
 FOLLOW_UP = "When was it established?"
 ESTABLISHED = "Dec. 5, 2022"
 ALLOWED = "http://allowed.example"
 OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
-
-
-class ThreadedServer:
-    """uvicorn serving `create_app(settings)` in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")

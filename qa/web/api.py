@@ -13,7 +13,7 @@ from qa.errors import IndexEmpty, InvalidInput
 from qa.models import Answer, ArticleDetail, ArticleSummary, Health, PriorTurn
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.limits import AnswerSlots
-from qa.web.schemas import AskRequest, ErrorResponse
+from qa.web.schemas import AskRequest, ErrorResponse, HistoryTurn
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -37,6 +37,13 @@ async def answer_in_slot(
         return await run_in_threadpool(answerer.ask, question, k, history)
 
 
+def prior_turns(answerer: Answerer, history: Sequence[HistoryTurn]) -> list[PriorTurn]:
+    """A request's `history` as the core's turns, each question checked like a question."""
+    turns = [turn.prior_turn() for turn in history]
+    check_history(answerer, {f"history[{n}]": turn for n, turn in enumerate(turns)})
+    return turns
+
+
 def check_history(answerer: Answerer, turns: Mapping[str, PriorTurn]) -> None:
     """Earlier questions obey the rules a question does (not empty, not over the limit,
     which is a setting the schema cannot state). `turns` maps where each is to it."""
@@ -57,8 +64,7 @@ def check_history(answerer: Answerer, turns: Mapping[str, PriorTurn]) -> None:
 async def ask_post(body: AskRequest, answerer: AnswererDep, slots: SlotsDep) -> Answer:
     """`answered` is false (and `quotes` empty) when the articles hold no answer.
     With `history`, `standalone_question` says how a follow-up was understood."""
-    history = [turn.prior_turn() for turn in body.history]
-    check_history(answerer, {f"history[{n}]": turn for n, turn in enumerate(history)})
+    history = prior_turns(answerer, body.history)
     return await answer_in_slot(answerer, slots, body.question, body.k, history)
 
 

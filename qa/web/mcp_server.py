@@ -27,7 +27,7 @@ from qa.answering import Answerer
 from qa.conversation import MAX_TURNS
 from qa.errors import InvalidInput, QAError
 from qa.models import Answer, ArticleDetail, ArticleSummary, Quote
-from qa.web.api import check_history
+from qa.web.api import prior_turns
 from qa.web.limits import AnswerSlots
 from qa.web.schemas import ErrorResponse, HistoryTurn
 from qa.web.templating import quote_id
@@ -110,8 +110,8 @@ def answer_text(answer: Answer, base_url: str | None = None) -> str:
     parts = [answer.answer]
     for n, q in enumerate(answer.quotes, 1):
         parts.append(f"[{n}] “{q.text}”\n    — {q.article.title}: {_link(q, base_url)}")
-    if answer.standalone_question and answer.standalone_question != answer.question:
-        parts.append(f"Searched for: {answer.standalone_question}")
+    if answer.searched_for:
+        parts.append(f"Searched for: {answer.searched_for}")
     return "\n\n".join(parts)
 
 
@@ -185,8 +185,7 @@ def build_server(answerer: Answerer, slots: AnswerSlots | None = None) -> MCPSer
         base_url = _base_url(ctx)
 
         async def work() -> Answer:
-            turns = [turn.prior_turn() for turn in history]
-            check_history(answerer, {f"history[{n}]": t for n, t in enumerate(turns)})
+            turns = prior_turns(answerer, history)
             async with slots.slot():
                 return await in_thread(answerer.ask, question, k, turns)
 

@@ -1,4 +1,4 @@
-"""Pure ASGI middlewares: security headers, the request-body cap, CORS for /api and /v1 only.
+"""Pure ASGI middlewares: security headers, the request-body cap, CORS for /api, /v1, /mcp.
 
 Pure ASGI (not BaseHTTPMiddleware) because the body cap must see the raw
 receive channel, and because none of them should buffer or wrap responses.
@@ -166,7 +166,7 @@ class _ContractCORS(CORSMiddleware):
 
 
 class ApiCORS:
-    """CORS for /api and /v1 only: pages and assets never answer cross-origin reads.
+    """CORS for /api, /v1 and /mcp only: pages and assets never answer cross-origin reads.
 
     Credentials are never allowed: the API has no cookies or auth to protect,
     and `*` origins would otherwise be unsafe.

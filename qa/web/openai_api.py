@@ -10,13 +10,12 @@ API's; errors take the OpenAI shape (qa.web.errors); reading stays open, so an
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import Any
 from urllib.parse import unquote
 
@@ -43,9 +42,9 @@ from qa.web.openai_schemas import (
     OpenAIErrorResponse,
     Usage,
 )
-from qa.web.templating import quote_id
+from qa.web.schemas import MAX_QUOTES
+from qa.web.templating import article_url
 
-MAX_QUOTES = 20  # quotes an answer can have (k <= 20): more links are not read
 STARTED = int(time.time())  # the model's `created`: it is as old as this server
 
 
@@ -85,7 +84,7 @@ def cited_in(text: str) -> tuple[QuoteRef, ...]:
     look: the core reads the text at these offsets from the index, or ignores them."""
     return tuple(
         QuoteRef(article_id=unquote(m.group(1)), start=int(m.group(2)), end=int(m.group(3)))
-        for m in itertools.islice(_SOURCE_LINK.finditer(text), MAX_QUOTES)
+        for m in islice(_SOURCE_LINK.finditer(text), MAX_QUOTES)
     )
 
 
@@ -101,15 +100,14 @@ def chat_text(answer: Answer, link: Callable[[Quote], str]) -> str:
         parts.extend(f"[{n}] “{q.text}”" for n, q in numbered)
         sources = [f"- [{n}] {q.article.title} — {link(q)}" for n, q in numbered]
         parts.append("\n".join(["Sources:", *sources]))
-    if answer.standalone_question and answer.standalone_question != answer.question:
-        parts.append(f"Searched for: {answer.standalone_question}")
+    if answer.searched_for:
+        parts.append(f"Searched for: {answer.searched_for}")
     return "\n\n".join(parts)
 
 
 def _quote_link(request: Request) -> Callable[[Quote], str]:
     def link(quote: Quote) -> str:
-        url = request.url_for("article_page", article_id=quote_id(quote.article.id))
-        return f"{url.include_query_params(start=quote.start, end=quote.end)}#quote"
+        return article_url(request, quote.article.id, quote.start, quote.end)
 
     return link
 

@@ -41,10 +41,7 @@ class Turn:
     @property
     def searched_for(self) -> str | None:
         """What was searched, when the earlier turns made it differ from the question."""
-        a = self.answer
-        if a is None or not a.standalone_question or a.standalone_question == a.question:
-            return None
-        return a.standalone_question
+        return self.answer.searched_for if self.answer else None
 
     def history_json(self) -> str:
         """This turn as chat.js sends it back in `history`: the question and the quotes
@@ -86,9 +83,9 @@ async def _chat(
     status = 200
     draft = ""
     if question is not None:
+        history = [PriorTurn.of(a) for a in earlier]
         try:
             async with deps.slots.slot():
-                history = [PriorTurn.of(a) for a in earlier]
                 answer = await run_in_threadpool(deps.answerer.ask, question, None, history)
         except QAError as exc:
             turns.append(Turn(question, error=ErrorDetail(code=exc.code, message=exc.message)))

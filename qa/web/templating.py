@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import jinja2
+from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 ASSETS_PACKAGE = "qa_web"
@@ -48,15 +49,22 @@ def quote_id(article_id: str) -> str:
     return quote(article_id, safe="")
 
 
+def article_url(
+    request: Request, article_id: str, start: int | None = None, end: int | None = None
+) -> str:
+    """The article view's address; with offsets, a deep link to the highlighted quote."""
+    url = request.url_for("article_page", article_id=quote_id(article_id))
+    if start is None or end is None:
+        return str(url)
+    return f"{url.include_query_params(start=start, end=end)}#quote"
+
+
 @jinja2.pass_context
 def article_href(
     ctx: jinja2.runtime.Context, article_id: str, start: int | None = None, end: int | None = None
 ) -> str:
-    """Link to the article view; with offsets, a deep link to the highlighted quote."""
-    url = ctx["request"].url_for("article_page", article_id=quote_id(article_id))
-    if start is None or end is None:
-        return str(url)
-    return f"{url.include_query_params(start=start, end=end)}#quote"
+    """`article_url` for templates (the page's own request)."""
+    return article_url(ctx["request"], article_id, start, end)
 
 
 def make_templates() -> Jinja2Templates:
