@@ -186,7 +186,11 @@ def conversation_section(c: dict | None) -> list[str]:
         "",
         "Index: BBC + seed + sample + XQuAD dev articles. Top quote right, follow-ups only "
         "(the turns after the first), asked in context (with the earlier turns as this index "
-        "answered them), as their standalone rewrite alone, and as typed alone (the floor):",
+        "answered them), as their standalone rewrite alone, and as typed alone (the floor). "
+        "*Before* this change `qa` ignored the conversation, so every follow-up was answered as "
+        "typed alone: that column is the before, *in context* the after (for a question "
+        "without history the pipeline is unchanged: XQuAD + BBC gives 0.861 / 0.940 / 0.979 "
+        "with both commit f1cab35 and this one, on the same index):",
         "",
         "| set | in context | standalone | typed alone | in context / standalone | "
         "in context - alone |",
