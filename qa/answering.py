@@ -69,6 +69,7 @@ class Answerer:
         q = " ".join((question or "").split())
         if not q:
             raise InvalidInput("the question is empty: ask something about the articles")
+        _check_text(q, "the question")
         if len(q) > self.settings.max_question_chars:
             raise InvalidInput(
                 f"the question is {len(q)} characters long; the limit is "
@@ -88,6 +89,8 @@ class Answerer:
             raise InvalidInput(
                 f"the history has {len(history)} turns; at most {MAX_TURNS} are taken"
             )
+        for n, turn in enumerate(history):
+            _check_text(turn.question, f"earlier question {n + 1}")
         snap = self.snapshot()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
@@ -153,6 +156,17 @@ class Answerer:
         _, passages = self.analyse(q)
         rows = self.snapshot().chunks_by_id(passages.ranked[:n])
         return [(r.article_id, r.start, r.end) for r in rows]
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse a lone surrogate (JSON's "\\ud800", undecodable bytes on a command
+    line): no text holds one, and the tokenizer would fail on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{what} is not valid text: it holds a lone surrogate code point (U+D800-U+DFFF)"
+        ) from None
 
 
 def _ms_since(started: float) -> float:

@@ -44,8 +44,15 @@ class EvalReport(BaseModel):
     misses: list[dict]
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def load_questions(path: Path) -> list[EvalQuestion]:
-    raw = path.read_text(encoding="utf-8")
+    raw = _read_text(path)
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
@@ -175,7 +182,7 @@ def load_conversations(path: Path) -> list[Conversation]:
     """JSON lines, one conversation a line: `{"id", "turns": [{"question", "answers",
     "standalone", "kind"}]}` (`standalone` defaults to the question)."""
     out: list[Conversation] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -299,13 +306,13 @@ def xquad_chains(path: Path, xquad: Path) -> list[Conversation]:
     and gives the follow-up wording (`question`) for all but the first; the original
     XQuAD question is the standalone rewrite and its answers are the gold."""
     by_id: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for item in json.loads(xquad.read_text(encoding="utf-8"))["data"]:
+    for item in json.loads(_read_text(xquad))["data"]:
         for para in item["paragraphs"]:
             for qa in para["qas"]:
                 answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
                 by_id[qa["id"]] = (" ".join(qa["question"].split()), answers)
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -597,3 +597,20 @@ def test_the_answerer_is_built_once_at_start_up(seed_index, monkeypatch):
         for _ in range(3):
             c.get("/api/ask", params={"q": "What is K-SPACE?"})
     assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/ask", b'{"question": "What is \\ud800 K-SPACE?"}'),
+        (
+            "/v1/chat/completions",
+            b'{"model": "qa", "messages": [{"role": "user", "content": "\\udcff"}]}',
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_a_question_is_invalid_input_not_a_crash(client, path, body):
+    # JSON may escape a lone surrogate; no text holds one and the tokenizer rejects it.
+    resp = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code in (400, 422), resp.text
+    assert "lone surrogate" in resp.json()["error"]["message"]

@@ -150,3 +150,28 @@ def test_eval_names_a_broken_conversation_line(cli_index, tmp_path):
     assert run.returncode == 1
     assert "line 2: not a conversation object" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_undecodable_input_is_one_line_not_a_traceback(cli_index, tmp_path):
+    # A command line with bytes that are not UTF-8 arrives as lone surrogates.
+    ask = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qa.cli",
+            "ask",
+            b"\xff What is K-SPACE?",
+            "--index-dir",
+            str(cli_index),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ask.returncode == 1 and "lone surrogate" in ask.stderr
+    binary = tmp_path / "questions.jsonl"
+    binary.write_bytes(b'\xff\xfe{"question": "x"}\n')
+    run = qa("eval", str(binary), index_dir=cli_index)
+    assert run.returncode == 1 and "not UTF-8 text" in run.stderr
+    for done in (ask, run):
+        assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
