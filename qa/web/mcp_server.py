@@ -11,6 +11,7 @@ lifespan, so `qa --help` stays fast. No `from __future__ import annotations`: th
 reads the tools' signatures (and `Annotated` metadata) at run time.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote
@@ -146,6 +147,11 @@ def build_server(answerer: Answerer, slots: AnswerSlots | None = None) -> MCPSer
     app passes its own, so /mcp and /api share the cap)."""
     settings = answerer.settings
     slots = slots or AnswerSlots(settings.max_concurrent, settings.queue_timeout)
+    if not logging.getLogger().handlers:
+        # The SDK installs a rich console handler on an unconfigured root logger, which
+        # would turn `qa serve`'s plain error log into boxed, truncated tracebacks; a
+        # plain handler first keeps it as it was (what Python prints with none).
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
     server: MCPServer = MCPServer(
         "qa", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
