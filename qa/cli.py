@@ -143,7 +143,7 @@ def ask_cmd(question: str, k: int | None, as_json: bool, index_dir: Path | None)
         return
     from qa.render import answer_text
 
-    click.echo(answer_text(answer))
+    click.echo(answer_text(answer, bold=sys.stdout.isatty()))  # bold: the words that answer
 
 
 @main.command("chat")

@@ -62,6 +62,17 @@ class Quote(_Frozen):
     start: int
     end: int
 
+    def highlight_parts(self) -> tuple[str, str, str] | None:
+        """The text as (before, highlighted words, after), for the faces that show the
+        words in bold; None without a highlight or when it does not lie inside the quote
+        (the face then shows the plain text)."""
+        if self.highlight is None:
+            return None
+        a, b = self.highlight.start - self.start, self.highlight.end - self.start
+        if not 0 <= a < b <= len(self.text):
+            return None
+        return self.text[:a], self.text[a:b], self.text[b:]
+
     def ref(self) -> QuoteRef:
         """Where this quote is, as the next question's history carries it."""
         return QuoteRef(article_id=self.article.id, start=self.start, end=self.end)

@@ -1,4 +1,5 @@
-"""Answers and evaluation reports → readable terminal text (the page renders Answers in Jinja2)."""
+"""Answers and evaluation reports → readable terminal text (the page renders Answers in Jinja2),
+and a quote as Markdown for the text replies of /v1 and MCP."""
 
 from __future__ import annotations
 
@@ -22,20 +23,49 @@ def citation(quote: Quote) -> str:
     return " · ".join(parts)
 
 
-def answer_text(answer: Answer, width: int = 88) -> str:
+# Stand-ins for the bold on/off codes while a quote is wrapped: one column each, so
+# textwrap never cuts a code in two and a line is never wider than asked.
+_BOLD_ON, _BOLD_OFF = "\x00", "\x01"
+
+
+def _quote_line(quote: Quote, bold: bool) -> str:
+    """The quote's text on one line; with `bold`, the words that answer between the
+    stand-ins (plain if the text holds one itself)."""
+    parts = quote.highlight_parts() if bold else None
+    if parts is None or any(c in quote.text for c in (_BOLD_ON, _BOLD_OFF)):
+        return " ".join(quote.text.split())
+    before, words, after = parts
+    return " ".join(f"{before}{_BOLD_ON}{words}{_BOLD_OFF}{after}".split())
+
+
+def quote_markdown(quote: Quote) -> str:
+    """The quote's text verbatim, with the words that answer in Markdown bold (`**`),
+    for the text replies of /v1 and MCP. Spaces at the edges of the words stay outside
+    the `**`, where Markdown needs them to see bold."""
+    parts = quote.highlight_parts()
+    if parts is None or not parts[1].strip():
+        return quote.text
+    before, words, after = parts
+    core = words.strip()
+    lead, trail = words[: len(words) - len(words.lstrip())], words[len(words.rstrip()) :]
+    return f"{before}{lead}**{core}**{trail}{after}"
+
+
+def answer_text(answer: Answer, width: int = 88, bold: bool = False) -> str:
+    """The answer and its numbered quotes with citations, wrapped to `width`. With
+    `bold` (stdout is a terminal) the words that answer are in ANSI bold."""
     if not answer.answered:
         return answer.answer
     lines = [textwrap.fill(answer.answer, width=width), ""]
     for n, quote in enumerate(answer.quotes, 1):
         lead = f"[{n}] "
-        lines.append(
-            textwrap.fill(
-                f'"{" ".join(quote.text.split())}"',
-                width=width,
-                initial_indent=lead,
-                subsequent_indent=" " * len(lead),
-            )
+        text = textwrap.fill(
+            f'"{_quote_line(quote, bold)}"',
+            width=width,
+            initial_indent=lead,
+            subsequent_indent=" " * len(lead),
         )
+        lines.append(text.replace(_BOLD_ON, "\033[1m").replace(_BOLD_OFF, "\033[0m"))
         lines.append(
             textwrap.fill(
                 f"— {citation(quote)} (score {quote.score:.2f})",

@@ -136,7 +136,8 @@ def show(reply: Reply, *, as_json: bool, width: int, out: TextIO, err: TextIO) -
         searched = searched_for(reply.answer)
         if searched:
             click.echo(searched, file=out)
-        click.echo(answer_text(reply.answer, width=width) + "\n", file=out)
+        bold = out.isatty()  # the words that answer, at a terminal only
+        click.echo(answer_text(reply.answer, width=width, bold=bold) + "\n", file=out)
     elif reply.error is not None:
         if as_json:
             error = {"code": reply.error.code, "message": reply.error.message}

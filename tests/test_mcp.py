@@ -86,7 +86,9 @@ def test_stdio_ask_quotes_the_article_verbatim(stdio):
     assert "K-SPACE" in quote.text
     # The text rendering numbers the quotes and says where each comes from.
     text = first.content[0].text
-    assert f"[1] “{quote.text}”" in text
+    assert f"[1] “{quote.text}”" in text.replace("**", "")  # the answering words in bold
+    if quote.highlighted:
+        assert f"**{quote.highlighted.strip()}**" in text
     assert f"qa://articles/{quote.article.id}" in text
 
 

@@ -83,7 +83,9 @@ def test_an_answer_cites_its_quotes_with_links_to_them(live, first):
     assert "Sources:" in content
     for n, quote in enumerate(answer.quotes, 1):
         assert quote.text == article_text(live, quote.article.id)[quote.start : quote.end]
-        assert f"[{n}] “{quote.text}”" in content
+        assert f"[{n}] “{quote.text}”" in content.replace("**", "")  # answering words in bold
+        if quote.highlighted:
+            assert f"**{quote.highlighted.strip()}**" in content
         link = f"{live}/articles/{quote.article.id}?start={quote.start}&end={quote.end}#quote"
         assert f"[{n}] {quote.article.title} — {link}" in content
     assert "Searched for" not in content  # a question alone needs no context

@@ -28,6 +28,7 @@ from qa.answering import Answerer
 from qa.conversation import MAX_TURNS
 from qa.errors import InvalidInput, QAError
 from qa.models import Answer, ArticleDetail, ArticleSummary, Quote
+from qa.render import quote_markdown
 from qa.web.api import prior_turns
 from qa.web.limits import AnswerSlots
 from qa.web.schemas import ErrorResponse, HistoryTurn
@@ -106,11 +107,11 @@ def _link(quote: Quote, base_url: str | None) -> str:
 
 
 def answer_text(answer: Answer, base_url: str | None = None) -> str:
-    """The short text rendering beside the structured Answer: the numbered quotes, each
-    with its article and a link."""
+    """The short text rendering beside the structured Answer: the numbered quotes (the
+    words that answer in Markdown bold), each with its article and a link."""
     parts = [answer.answer]
     for n, q in enumerate(answer.quotes, 1):
-        parts.append(f"[{n}] “{q.text}”\n    — {q.article.title}: {_link(q, base_url)}")
+        parts.append(f"[{n}] “{quote_markdown(q)}”\n    — {q.article.title}: {_link(q, base_url)}")
     if answer.searched_for:
         parts.append(f"Searched for: {answer.searched_for}")
     return "\n\n".join(parts)

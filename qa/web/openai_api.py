@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from qa.conversation import MAX_TURNS
 from qa.errors import InvalidInput
 from qa.models import Answer, PriorTurn, Quote, QuoteRef
+from qa.render import quote_markdown
 from qa.web.api import answer_in_slot, check_history
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.openai_schemas import (
@@ -93,11 +94,11 @@ def chat_text(answer: Answer, link: Callable[[Quote], str]) -> str:
     """The answer with its `[n]` markers, each quote verbatim under its number, the
     numbered sources (`link` gives a quote's address), and what was searched when the
     question was understood from the conversation. Plain text that reads as Markdown
-    too: one paragraph per quote, the sources as a list."""
+    too: one paragraph per quote, the words that answer in bold, the sources as a list."""
     parts = [answer.answer]
     if answer.answered:
         numbered = list(enumerate(answer.quotes, 1))
-        parts.extend(f"[{n}] “{q.text}”" for n, q in numbered)
+        parts.extend(f"[{n}] “{quote_markdown(q)}”" for n, q in numbered)
         sources = [f"- [{n}] {q.article.title} — {link(q)}" for n, q in numbered]
         parts.append("\n".join(["Sources:", *sources]))
     if answer.searched_for:

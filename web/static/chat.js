@@ -46,6 +46,21 @@
     return node;
   }
 
+  // The quote's text with the words that answer (its `highlight`) in bold, as text nodes.
+  // Offsets count code points, as the server's do; plain text when the highlight is
+  // missing or does not lie inside the quote.
+  function quoteWords(quote) {
+    var chars = Array.from(String(quote.text));
+    var h = quote.highlight;
+    var a = h ? h.start - quote.start : NaN;
+    var b = h ? h.end - quote.start : NaN;
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a < b && b <= chars.length)) {
+      return [chars.join("")];
+    }
+    return [chars.slice(0, a).join(""), el("strong", "answer-words", chars.slice(a, b).join("")),
+      chars.slice(b).join("")];
+  }
+
   function httpUrl(value) {
     if (!value) return null;
     try {
@@ -121,7 +136,8 @@
     answer.quotes.forEach(function (quote, i) {
       var li = el("li", "quote");
       var text = el("blockquote", "quote-text");
-      text.append(el("span", "quote-no", "[" + (i + 1) + "]"), " " + quote.text);
+      text.append(el("span", "quote-no", "[" + (i + 1) + "]"), " ");
+      text.append(...quoteWords(quote));
       li.append(text, citation(quote));
       ol.append(li);
     });

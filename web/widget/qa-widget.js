@@ -71,6 +71,8 @@
     ".quote-text { margin: 0; padding-left: 10px; border-left: 3px solid #8fb3ea;",
     "  overflow-wrap: anywhere; }",
     ".quote-no { font-weight: 700; color: #1f5fbf; }",
+    ".answer-words { font-weight: 700; background: #fff3c4; border-radius: 3px;",
+    "  padding: 0 .1em; box-decoration-break: clone; -webkit-box-decoration-break: clone; }",
     ".citation { margin: 3px 0 0 13px; font-size: 13px; color: #5a6475; display: flex;",
     "  flex-wrap: wrap; gap: 2px 10px; }",
     ".citation a { color: #1f5fbf; font-weight: 600; overflow-wrap: anywhere; }",
@@ -94,6 +96,21 @@
     if (className) node.className = className;
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
+  }
+
+  // The quote's text with the words that answer (its `highlight`) in bold, as text nodes.
+  // Offsets count code points, as the server's do; plain text when the highlight is
+  // missing or does not lie inside the quote.
+  function quoteWords(quote) {
+    var chars = Array.from(String(quote.text));
+    var h = quote.highlight;
+    var a = h ? h.start - quote.start : NaN;
+    var b = h ? h.end - quote.start : NaN;
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a < b && b <= chars.length)) {
+      return [chars.join("")];
+    }
+    return [chars.slice(0, a).join(""), el("strong", "answer-words", chars.slice(a, b).join("")),
+      chars.slice(b).join("")];
   }
 
   function httpUrl(value) {
@@ -129,7 +146,8 @@
     answer.quotes.forEach(function (quote, i) {
       var li = el("li", "quote");
       var text = el("blockquote", "quote-text");
-      text.append(el("span", "quote-no", "[" + (i + 1) + "]"), " " + quote.text);
+      text.append(el("span", "quote-no", "[" + (i + 1) + "]"), " ");
+      text.append(...quoteWords(quote));
       var cite = el("p", "citation");
       cite.append(link("cite-link", quote.article.title, articleHref(quote)));
       if (quote.article.published) cite.append(el("span", "published", quote.article.published));
