@@ -62,15 +62,15 @@ def xquad_with_history(answerer: Answerer) -> tuple[dict, list[tuple[str, list[P
     alone = [answerer.ask(q.question, 3) for q in questions]
     firsts: dict[str, int] = {}
     for i, q in enumerate(questions):
-        firsts.setdefault(q.article_title or "", i)
+        firsts.setdefault(q.article or "", i)
     titles = list(firsts)
     rows = {"alone": [], "same_article": [], "switch": []}
     rewritten = {"same_article": 0, "switch": 0}
     timed: list[tuple[str, list[PriorTurn]]] = []
     for i, q in enumerate(questions):
         rows["alone"].append(right(alone[i], q.answers))
-        title = q.article_title or ""
-        prev = i - 1 if i and questions[i - 1].article_title == title else None
+        title = q.article or ""
+        prev = i - 1 if i and questions[i - 1].article == title else None
         other = firsts[titles[(titles.index(title) + 1) % len(titles)]]
         for mode, j in (("same_article", prev), ("switch", other)):
             if j is None:  # the first question of its article has no previous one

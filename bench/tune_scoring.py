@@ -156,13 +156,13 @@ def main() -> None:
     if args.trials:
         return
 
-    titles = sorted({r[0].article_title for r in rows_a})
+    titles = sorted({r[0].article for r in rows_a})
     folds = [set(titles[0::2]), set(titles[1::2])]
     for n, held_out in enumerate(folds):
-        train = [r for r in rows_a if r[0].article_title not in held_out]
-        test_a = [r for r in rows_a if r[0].article_title in held_out]
-        test_b = [r for r in rows_b if r[0].article_title in held_out]
-        train_b = [r for r in rows_b if r[0].article_title not in held_out]
+        train = [r for r in rows_a if r[0].article not in held_out]
+        test_a = [r for r in rows_a if r[0].article in held_out]
+        test_b = [r for r in rows_b if r[0].article in held_out]
+        train_b = [r for r in rows_b if r[0].article not in held_out]
         report(
             f"fold {n + 1} current",
             test_a,

@@ -3,17 +3,26 @@
 In: a question file (the seed JSON-lines format, or SQuAD-format JSON) and an
 `Answerer` over whatever index the caller built. Out: an `EvalReport`.
 
-A question counts as answerable when its gold answers are non-empty and, for
-SQuAD sets, when its article (by title) is in the index; the others should be
-refused ("abstention"). A quote or passage is right when it contains one of the
-gold answers, compared case-insensitively with whitespace collapsed.
+A question counts as answerable when its gold answers are non-empty and its
+article (a SQuAD set's title, or a JSON line's `article`: id or title), if it
+names one, is in the index; the others should be refused. Refusal is reported
+apart for questions on topic (no answer, but the article named is indexed, or
+none is named: SQuAD 2.0's unanswerable questions, WikiQA's empty ones) and off
+topic (the article named is not indexed: XQuAD asked of BBC alone).
+
+A quote or passage is right when it contains one of the gold answers, compared
+case-insensitively with whitespace collapsed; a gold answer that is a whole
+sentence (WikiQA's, 8 words or more) also counts when the quote's words match
+it with F1 >= 0.6, since sentence splitters differ.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +36,7 @@ from qa.errors import InvalidInput
 class EvalQuestion:
     question: str
     answers: tuple[str, ...]
-    article_title: str | None = None
+    article: str | None = None  # its article's title or id, when the set names one
 
 
 class EvalReport(BaseModel):
@@ -39,6 +48,9 @@ class EvalReport(BaseModel):
     passage_recall_at_5: float | None
     answered_rate: float | None
     abstention_rate: float | None
+    refusal_on_topic: float | None = None  # no answer in the article, which is indexed
+    refusal_off_topic: float | None = None  # the question's article is not indexed
+    highlight_f1: float | None = None  # word F1 of the top quote's highlight, when right
     latency_ms_p50: float
     latency_ms_p95: float
     misses: list[dict]
@@ -72,7 +84,14 @@ def load_questions(path: Path) -> list[EvalQuestion]:
             continue
         try:
             obj = json.loads(line)
-            out.append(EvalQuestion(obj["question"], tuple(obj.get("answers") or ())))
+            article = obj.get("article")
+            out.append(
+                EvalQuestion(
+                    obj["question"],
+                    tuple(obj.get("answers") or ()),
+                    str(article) if article else None,
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"{path}: line {n}: not a question object ({exc})") from None
     if not out:
@@ -84,9 +103,32 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
+SENTENCE_WORDS = 8  # a gold answer this long is a sentence, matched by word F1
+SENTENCE_F1 = 0.6
+
+
 def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
     t = _norm(text)
-    return any(_norm(a) in t for a in answers)
+    for a in answers:
+        gold = _norm(a)
+        if gold in t:
+            return True
+        if len(gold.split()) >= SENTENCE_WORDS and word_f1(t, gold) >= SENTENCE_F1:
+            return True
+    return False
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+def word_f1(predicted: str, gold: str) -> float:
+    """SQuAD's token F1 over lower-cased words (punctuation dropped)."""
+    p, g = _TOKEN.findall(predicted.lower()), _TOKEN.findall(gold.lower())
+    common = sum((Counter(p) & Counter(g)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
 
 
 def _rate(hits: list[bool]) -> float | None:
@@ -95,23 +137,27 @@ def _rate(hits: list[bool]) -> float | None:
 
 def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> EvalReport:
     snap = answerer.snapshot()
-    titles = {a.title for a in snap.articles()}
+    indexed = set()
+    for a in snap.articles():
+        indexed |= {a.title, a.id}
     texts: dict[str, str] = {}
-    top1, top3, recall, answered, abstained, latencies, misses = [], [], [], [], [], [], []
+    top1, top3, recall, answered, latencies, misses = [], [], [], [], [], []
+    on_topic, off_topic, highlight = [], [], []
     for item in questions:
         started = time.perf_counter()
         answer = answerer.ask(item.question, k)
         latencies.append((time.perf_counter() - started) * 1000)
-        answerable = bool(item.answers) and (
-            item.article_title is None or item.article_title in titles
-        )
-        if not answerable:
-            abstained.append(not answer.answered)
+        present = item.article is None or item.article in indexed
+        if not (item.answers and present):
+            (on_topic if present else off_topic).append(not answer.answered)
             continue
         answered.append(answer.answered)
         quotes = [q.text for q in answer.quotes]
         top1.append(bool(quotes) and contains_answer(quotes[0], item.answers))
         top3.append(any(contains_answer(q, item.answers) for q in quotes[:3]))
+        if top1[-1] and answer.quotes[0].highlight is not None:
+            shown = answer.quotes[0].highlighted or ""
+            highlight.append(max(word_f1(shown, a) for a in item.answers))
         hit = False
         for article_id, start, end in answerer.passages(item.question, 5):
             if article_id not in texts:
@@ -131,12 +177,15 @@ def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> E
     return EvalReport(
         questions=len(questions),
         answerable=len(top1),
-        unanswerable=len(abstained),
+        unanswerable=len(on_topic) + len(off_topic),
         top1_accuracy=_rate(top1),
         top3_accuracy=_rate(top3),
         passage_recall_at_5=_rate(recall),
         answered_rate=_rate(answered),
-        abstention_rate=_rate(abstained),
+        abstention_rate=_rate(on_topic + off_topic),
+        refusal_on_topic=_rate(on_topic),
+        refusal_off_topic=_rate(off_topic),
+        highlight_f1=round(sum(highlight) / len(highlight), 4) if highlight else None,
         latency_ms_p50=round(statistics.median(lat), 2) if lat else 0.0,
         latency_ms_p95=round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 2) if lat else 0.0,
         misses=misses,

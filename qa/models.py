@@ -55,12 +55,31 @@ class ArticleDetail(ArticleRef):
     source: str | None = None
 
 
+class Highlight(_Frozen):
+    """The words of a quote that answer the question, as article offsets."""
+
+    start: int
+    end: int
+
+
 class Quote(_Frozen):
     text: str = Field(description="Verbatim: equals the article text[start:end].")
     score: float = Field(description="Confidence in [0, 1], comparable across questions.")
     article: ArticleRef
     start: int
     end: int
+    highlight: Highlight | None = Field(
+        None,
+        description="The words that answer the question, inside the quote: "
+        "start <= highlight.start < highlight.end <= end, offsets into the article text.",
+    )
+
+    @property
+    def highlighted(self) -> str | None:
+        """The highlight's text, sliced from the quote."""
+        if self.highlight is None:
+            return None
+        return self.text[self.highlight.start - self.start : self.highlight.end - self.start]
 
     def highlight_parts(self) -> tuple[str, str, str] | None:
         """The text as (before, highlighted words, after), for the faces that show the

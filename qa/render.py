@@ -95,6 +95,9 @@ def eval_report_text(report: EvalReport, k: int, misses: bool = False) -> str:
         f"passage recall@5       {_rate(report.passage_recall_at_5)}",
         f"answered (answerable)  {_rate(report.answered_rate)}",
         f"abstained (not)        {_rate(report.abstention_rate)}",
+        f"  refused, on topic    {_rate(report.refusal_on_topic)}",
+        f"  refused, off topic   {_rate(report.refusal_off_topic)}",
+        f"highlight word F1      {_rate(report.highlight_f1)}",
         f"latency ms p50 / p95   {report.latency_ms_p50} / {report.latency_ms_p95}",
     ]
     if misses:
