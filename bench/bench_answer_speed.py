@@ -11,8 +11,10 @@ threshold) after the same validation and live-version check. "After" is
 passages scored by the logistic model, merging, threshold), with the answer
 cache off so every answer is computed. Both use the same loaded index and
 encoder and are timed question by question, alternating, so machine noise
-hits both alike. Prints median and p95 per path, the ratio of medians, and
-each path's top-quote accuracy on the same questions.
+hits both alike. "No reader" is the shipped pipeline with the reader off
+(`QA_READER=false`), timed in the same alternation, so after minus no reader
+is the reader's share. Prints median and p95 per path, the ratio of medians,
+and each path's top-quote accuracy on the same questions.
 Writes bench/out/answer_speed.json.
 """
 
@@ -85,23 +87,31 @@ def main() -> None:
         ap.error(f"no index at {args.index_dir}: build one with `qa index PATH --index-dir DIR`")
 
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0))
+    unread = Answerer(
+        Settings(index_dir=args.index_dir, answer_cache=0, reader=False), answerer.encoder
+    )
+    paths = {
+        "before": lambda q: plain_answer(answerer, q),
+        "no_reader": unread.ask,
+        "after": answerer.ask,
+    }
     try:
         questions = load_questions(args.questions)
     except (OSError, QAError) as exc:
         ap.error(f"cannot read the questions: {exc}")
-    for item in questions[:20]:  # warm both paths (first-call costs, OS caches)
-        answerer.ask(item.question)
-        plain_answer(answerer, item.question)
+    for item in questions[:20]:  # warm every path (first-call costs, OS caches)
+        for ask in paths.values():
+            ask(item.question)
 
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    right = {"before": 0, "after": 0}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    right = dict.fromkeys(paths, 0)
+    names = list(paths)
     for n in range(args.repeat):
         for i, item in enumerate(questions):
-            order = ("before", "after") if (i + n) % 2 == 0 else ("after", "before")
-            for name in order:
+            shift = (i + n) % len(names)  # each path goes first in turn
+            for name in names[shift:] + names[:shift]:
                 t = time.perf_counter()
-                ask = plain_answer if name == "before" else Answerer.ask
-                answer = ask(answerer, item.question)
+                answer = paths[name](item.question)
                 times[name].append((time.perf_counter() - t) * 1000)
                 if n == 0 and item.answers:
                     quote = answer.quotes[0].text if answer.quotes else ""
@@ -123,6 +133,9 @@ def main() -> None:
     }
     result["ratio_after_to_before"] = round(
         result["after"]["median_ms"] / result["before"]["median_ms"], 2
+    )
+    result["reader_share_ms"] = round(
+        result["after"]["median_ms"] - result["no_reader"]["median_ms"], 2
     )
     print(json.dumps(result, indent=2))
     out = ROOT / "bench" / "out"

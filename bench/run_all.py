@@ -9,6 +9,8 @@ folder, then runs, one after the other on this machine:
   bench_server.py  POST /api/ask under 8 concurrent clients, server RSS
   bench_answer_speed.py  answer time of the full pipeline beside the plain one
   qa eval          answer quality on the seed and XQuAD questions
+  bench_quality.py before/after the trained scorer and reader: XQuAD, WikiQA,
+                   SQuAD 2.0 dev, seed
 and folds the figures into bench/RESULTS.md (machine, date, commands).
 The throughput ratio uses the first 2,000 chunks (500 with --quick, which also
 makes fewer runs).
@@ -124,6 +126,8 @@ def main() -> None:
             "--repeat",
             "1" if args.quick else "3",
         )
+        # Before/after on every question set of the scorer and reader work.
+        run("bench/bench_quality.py", "--bbc-index", str(bbc), "--work", str(work / "quality"))
         quality = {
             "xquad_with_bbc": json.loads(
                 qa(

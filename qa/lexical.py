@@ -168,6 +168,15 @@ class LexicalIndex:
         out[owner[hit], order[at[hit]]] = True
         return out
 
+    def term_counts(self, sentence_ids: Sequence[int]) -> np.ndarray:
+        """How many terms each sentence holds (0 for an id not stored)."""
+        if not (len(self.sentence_ids) and len(sentence_ids)):
+            return np.zeros(len(sentence_ids), dtype=np.int64)
+        ids = np.asarray(sentence_ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.sentence_ids, ids), len(self.sentence_ids) - 1)
+        lengths = self.sentence_indptr[rows + 1] - self.sentence_indptr[rows]
+        return np.where(self.sentence_ids[rows] == ids, lengths, 0)
+
 
 def _sentence_arrays(
     model, rows: Iterable[tuple[int, str]]

@@ -1,11 +1,20 @@
 """Candidate sentences → scored, verbatim quotes.
 
 In: the question, its ranked `Passages` and an open `Snapshot`. Out: quotes
-best first, each the exact article text at its offsets, scored by
-`ScoreModel`: a logistic model over absolute signals, so a score means the
-same for every question and one threshold can tell answers from "not found".
+best first, each the exact article text at its offsets, with a score that
+means the same for every question, so one threshold tells answers from "not
+found".
 
-Signals (`FEATURES`), each about a candidate sentence:
+Two steps. `ScoreModel`, a linear model over cheap signals (`FEATURES`), ranks
+every candidate sentence; then the trained reader (qa/reader.py) reads the
+READ best with the question, and `ReaderBlend` turns both logits into the
+final score, calibrated as the chance that the quote answers. Both were fitted
+by training/fit_scorer.py on SQuAD v1.1 train questions (thousands, over
+articles the reader was not trained on, with BBC articles as distractors and a
+quarter of each article's paragraphs removed, so on-topic questions without an
+answer are part of the fit).
+
+Signals, each about a candidate sentence:
 - sentence_cosine: question vs the sentence's own vector;
 - passage_cosine: question vs the vector of the passage around it;
 - sentence_terms / passage_terms: the share of the question's terms, weighted
@@ -13,13 +22,20 @@ Signals (`FEATURES`), each about a candidate sentence:
 - passage_rank: 1 / (1 + rank) of its passage in the fused retrieval;
 - answer_type: +1 when the question asks for a number, date or name and the
   sentence has one, -1 when it has none, 0 for other questions;
-- superlative: the same for questions about "the most", "the largest"...;
 - window_cosine: question vs the sentence with its neighbours (the answer to
   "what does X want" often sits one sentence after the one naming X);
 - window_terms: the term share over the sentence and its neighbours (a quote
   that says "he said" while the sentence before names the KPBMA);
 - number_missing: 1 when the question names a number (a year, an amount) that
-  neither the sentence nor its passage contains.
+  neither the sentence nor its passage contains;
+- superlative, date_match, money_match, place_match, reason_match,
+  expansion_match, definition_match: what the question asks for (the most,
+  when, how much money, where, why, what letters stand for, what X is) against
+  what the sentence offers: +1 it has that kind of answer, -1 it has none, 0
+  the question is not of that kind;
+- novelty: the share of the sentence's terms that are not the question's (a
+  sentence that only restates the question does not answer it);
+- length: log of its number of terms.
 """
 
 from __future__ import annotations
@@ -30,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.models import ArticleRef, Quote
+from qa.models import ArticleRef, Highlight, Quote
 from qa.retrieval import Passages
 from qa.spans import SpanRow
 from qa.store import Snapshot
@@ -51,20 +67,63 @@ FEATURES = (
     "window_terms",
     "number_missing",
     "superlative",
+    "date_match",
+    "money_match",
+    "place_match",
+    "reason_match",
+    "expansion_match",
+    "definition_match",
+    "novelty",
+    "length",
 )
 
 
 @dataclass(frozen=True)
 class ScoreModel:
-    """Logistic weights over FEATURES, fitted by bench/tune_scoring.py on the
-    XQuAD dev questions with the BBC articles as distractors."""
+    """Weights over FEATURES: a ranking (softmax over each question's candidates)
+    scaled and shifted into a calibrated logit; see training/fit_scorer.py."""
 
-    weights: tuple[float, ...] = (3.0, 2.25, 3.25, 2.5, 1.0, 0.55, 1.0, 0.5, -1.0, 0.5)
-    bias: float = -5.0
+    weights: tuple[float, ...] = (
+        1.998, 2.289, 1.588, 1.864, 0.462, 0.502, 1.776, 1.374, -0.692,
+        0.255, 0.552, 0.607, 0.210, 0.346, 0.537, 0.098, -0.603, 0.430,
+    )  # fmt: skip
+    bias: float = -7.691
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        return features @ np.asarray(self.weights) + self.bias
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        z = features @ np.asarray(self.weights) + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
+        return _sigmoid(self.logit(features))
+
+
+@dataclass(frozen=True)
+class ReaderBlend:
+    """The final score of a candidate the reader read: a logistic model over the
+    first score's logit and the reader's, fitted by training/fit_scorer.py on
+    the best READ candidates of SQuAD-train questions the reader never saw."""
+
+    first: float = 1.0  # weight of ScoreModel's logit
+    reader: float = 0.0  # weight of the reader's relevance logit
+    span: float = 0.0  # weight of how sure the reader is of its best answer span
+    bias: float = 0.0
+    span_min: float = -1e9  # a highlight is shown when its start+end logit reaches this
+
+    def logit(self, first: np.ndarray, reader: np.ndarray, sure: np.ndarray) -> np.ndarray:
+        return self.first * first + self.reader * reader + self.span * sure + self.bias
+
+
+# Fitted by training/fit_scorer.py (--read 2) on 4,000 fit and 2,000 off-topic
+# SQuAD-train questions; see training/README.md.
+BLEND = ReaderBlend(first=0.652, reader=0.631, span=0.109, bias=-0.234)
+
+# Candidates the reader reads per question, the first score's best. Reading 2
+# gave cross-validated top-1 0.737 on the fit set, 6 gave 0.745 (1: 0.721, the
+# first score alone 0.719); each one read costs ~8 ms here (no VNNI int8).
+READ = 2
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass
@@ -76,6 +135,12 @@ class Candidate:
     score: float = 0.0  # the calibrated score: what "not found" and clients judge by
     order_features: np.ndarray | None = None  # a follow-up's: its own words only
     order: float = 0.0  # what candidates are ranked by (the score, unless a follow-up's)
+    span: tuple[int, int] | None = None  # the reader's answering words, article offsets
+    before: tuple[int, int] | None = None  # the sentence before, in the same article
+
+    @property
+    def before_text(self) -> str:
+        return self.article_text[self.before[0] : self.before[1]] if self.before else ""
 
     @property
     def text(self) -> str:
@@ -143,6 +208,71 @@ def _superlatives(text: str) -> set[str]:
     return {m.group().lower() for m in _SUPERLATIVE.finditer(text)} - _NOT_SUPERLATIVE
 
 
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_WHEN_Q = re.compile(
+    r"^\s*when\b|\b(what|which|in what|in which) (year|date|day|month|decade|century|era|"
+    r"period|time)\b|\bhow long ago\b|\bsince when\b",
+    re.I,
+)
+_DATE = re.compile(
+    rf"\b(1\d{{3}}|20\d{{2}})s?\b|\b({_MONTHS})\b\.?|\b(century|centuries|decade|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|ago|bc|ad|bce)\b",
+    re.I,
+)
+_MONEY_Q = re.compile(
+    r"\bhow much\b.*\b(cost|costs|gross|grossed|earn|earned|earns|pay|paid|worth|price|"
+    r"revenue|budget|spend|spent|sell|sold|raise|raised|make|made|charge|fund|value)|"
+    r"\b(what|how much) (was|is|were|are) the (cost|price|budget|revenue|value|fee|salary)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[$£€¥]\s?\d|\b\d[\d,.]*\s?(bn|m|k)\b|\b(dollars?|pounds?|euros?|yen|yuan|won|"
+    r"usd|gbp|eur|million|billion|trillion|cents?)\b",
+    re.I,
+)
+_WHERE_Q = re.compile(
+    r"^\s*where\b|\b(what|which) (country|city|state|place|town|region|continent|county|"
+    r"province|location|area|island|nation|village|capital)\b|\bwhere (is|was|are|were|do|"
+    r"does|did)\b",
+    re.I,
+)
+_PLACE = re.compile(r"\b(in|at|from|near|to|of|across|outside|inside)\s+(the\s+)?[A-Z][a-z]+")
+_WHY_Q = re.compile(
+    r"\bwhy\b|\b(what|which) (caused|causes|cause|led|leads|prompted|reason|reasons)\b|"
+    r"\bfor what reason\b|\bhow come\b",
+    re.I,
+)
+_REASON = re.compile(
+    r"\b(because|due to|owing to|as a result|result(s|ed)? (in|from)|in order to|so that|"
+    r"led to|leads to|cause[sd]?|causing|reasons?|thanks to|therefore|hence|since|"
+    r"consequently|blamed|attributed)\b",
+    re.I,
+)
+_EXPANSION_Q = re.compile(
+    r"\b(stand|stands|stood) for\b|\bacronym\b|\babbreviat|\bshort for\b|"
+    r"\bfull (name|form)\b|\bwhat does [A-Z0-9.&-]{2,} mean\b",
+    re.I,
+)
+_EXPANSION = re.compile(
+    r"\b(stand|stands|stood|acronym|abbreviat\w*|short for|initials|named after|"
+    r"known as)\b|\([A-Z][\w .&-]*\)|\(\w+\)",
+    re.I,
+)
+_DEFINITION_Q = re.compile(
+    r"^\s*(what|who)\s*(is|are|was|were|'s)\s+(an?\s+|the\s+)?[\w.&'-]+(\s+[\w.&'-]+){0,3}"
+    r"\s*\??\s*$|^\s*(define|definition of|meaning of|what does .* mean)\b",
+    re.I,
+)
+_COPULA = re.compile(
+    r"\b(is|are|was|were)\s+(an?|the|one of)\b|\brefers? to\b|\bmeans\b|\bdefined as\b|"
+    r"\bis (a|an) \w+|\b(known|described) as\b",
+    re.I,
+)
+
+
 _HOW_MANY = re.compile(r"\bhow (?:many|much)((?:\s+[\w'-]+){1,3})", re.I)
 
 
@@ -156,6 +286,12 @@ class QuestionCues:
     asked_names: frozenset[str]  # capitalised words the question already has
     superlative: bool  # "the most", "the largest"...
     numbers: frozenset[str]  # numbers the question names (a year, an amount)
+    when: bool = False  # a date or a year
+    money: bool = False  # an amount of money
+    where: bool = False  # a place
+    why: bool = False  # a reason or a cause
+    expansion: bool = False  # what letters stand for
+    definition: bool = False  # "What is X?": what X is
 
     @classmethod
     def of(cls, question: str) -> QuestionCues:
@@ -171,7 +307,32 @@ class QuestionCues:
             asked_names=frozenset(re.findall(r"[A-Z][a-z]+", question)),
             superlative=bool(_superlatives(question)),
             numbers=frozenset(_DIGITS.findall(question)),
+            when=bool(_WHEN_Q.search(question)),
+            money=bool(_MONEY_Q.search(question)),
+            where=bool(_WHERE_Q.search(question)),
+            why=bool(_WHY_Q.search(question)),
+            expansion=bool(_EXPANSION_Q.search(question)),
+            definition=bool(_DEFINITION_Q.search(question)),
         )
+
+    def offers(self, sentence: str) -> list[float]:
+        """For each finer kind of question (date, money, place, reason, expansion,
+        definition): +1 when the sentence offers that kind of answer, -1 when it
+        does not, 0 when the question is not of that kind."""
+
+        def match(asked: bool, pattern: re.Pattern[str]) -> float:
+            if not asked:
+                return 0.0
+            return 1.0 if pattern.search(sentence) else -1.0
+
+        return [
+            match(self.when, _DATE),
+            match(self.money, _MONEY),
+            match(self.where, _PLACE),
+            match(self.why, _REASON),
+            match(self.expansion, _EXPANSION),
+            match(self.definition, _COPULA),
+        ]
 
     def answer_type(self, sentence: str, has_unit: bool = True) -> float:
         """Does the sentence hold the kind of thing asked for? For "how many X" /
@@ -209,8 +370,12 @@ class QuestionCues:
 
 
 class QuoteSelector:
-    def __init__(self, model: ScoreModel | None = None) -> None:
+    def __init__(
+        self, model: ScoreModel | None = None, reader=None, blend: ReaderBlend | None = None
+    ) -> None:
         self.model = model or ScoreModel()
+        self.reader = reader  # qa.reader.Reader, or None: the first score alone
+        self.blend = blend or ReaderBlend()
 
     def candidates(
         self,
@@ -279,6 +444,9 @@ class QuoteSelector:
         passage_has = np.repeat(chunk_has | titles, sizes, axis=0)
 
         starts, ends = table.starts[here].tolist(), table.ends[here].tolist()
+        before_spans = [
+            (int(table.starts[b]), int(table.ends[b])) if b >= 0 else None for b in before.tolist()
+        ]
         sentences = [texts[n][1][s:e] for n, s, e in zip(names, starts, ends, strict=True)]
         cues = QuestionCues.of(question)
         # For a question naming a number (a year, an amount): passages lacking it.
@@ -289,6 +457,10 @@ class QuoteSelector:
                 found = _DIGITS.findall(ref.title + "\n" + text[starts[i] : ends[i + size - 1]])
                 lacks_number[g] = 1.0 if cues.numbers - set(found) else 0.0
         has_unit = sentence_has[:, [t in cues.units for t in qt]].any(axis=1).tolist()
+        # What the sentence says beyond the question's own words: a sentence that
+        # only restates the question cannot hold its answer.
+        counts = snap.term_counts(ids[here]).astype(np.float64)
+        novelty = 1.0 - sentence_has.sum(axis=1) / np.maximum(counts, 1.0)
         features = np.column_stack(
             [
                 cos[here],
@@ -301,6 +473,9 @@ class QuoteSelector:
                 window_has @ weights,
                 np.repeat(lacks_number, sizes),
                 [cues.superlative_match(t) for t in sentences],
+                np.array([cues.offers(t) for t in sentences]).reshape(len(sentences), 6),
+                np.where(counts > 0, novelty, 0.0),
+                np.log1p(counts) / 4.0,
             ]
         )
         if own_weights is None:
@@ -311,21 +486,43 @@ class QuoteSelector:
             ordering[:, FEATURES.index("window_terms")] = window_has @ own_weights
         hits = zip(ids[here].tolist(), chunk_of.tolist(), names, starts, ends, strict=True)
         return [
-            Candidate(SpanRow(*hit), *texts[hit[2]], f, order_features=o)
-            for hit, f, o in zip(hits, features, ordering, strict=True)
+            Candidate(SpanRow(*hit), *texts[hit[2]], f, order_features=o, before=b)
+            for hit, f, o, b in zip(hits, features, ordering, before_spans, strict=True)
         ]
 
-    def score(self, candidates: list[Candidate]) -> list[Candidate]:
-        """Scored candidates, best first (ties by position in the index)."""
+    def score(self, candidates: list[Candidate], question: str = "") -> list[Candidate]:
+        """Scored candidates, best first (ties by position in the index). With a
+        reader, the first score's READ best are read, and their final score
+        blends both; the others keep the first score, kept below theirs."""
         if not candidates:
             return []
-        scores = self.model.score(np.stack([c.features for c in candidates]))
-        for c, s in zip(candidates, scores.tolist(), strict=True):
-            c.score = c.order = s
+        first = self.model.logit(np.stack([c.features for c in candidates]))
+        order = first
         if candidates[0].order_features is not None:
-            order = self.model.score(np.stack([c.order_features for c in candidates]))
-            for c, s in zip(candidates, order.tolist(), strict=True):
-                c.order = s
+            order = self.model.logit(np.stack([c.order_features for c in candidates]))
+        score, rank = first.copy(), order.copy()
+        if self.reader is not None and question:
+            best = np.lexsort(([c.hit.id for c in candidates], -order))[:READ]
+            picked = [candidates[i] for i in best.tolist()]
+            readings = self.reader.read(
+                question, [c.text for c in picked], [c.before_text for c in picked]
+            )
+            logits = np.array([r.logit for r in readings])
+            sure = np.array([r.span_logit for r in readings])
+            read_score = self.blend.logit(first[best], logits, sure)
+            read_rank = self.blend.logit(order[best], logits, sure)
+            # Unread candidates stay below every read one, in their first order.
+            floor_s, floor_r = read_score.min(), read_rank.min()
+            score = np.minimum(score, floor_s - 1e-3)
+            rank = np.minimum(rank, floor_r - 1e-3)
+            score[best], rank[best] = read_score, read_rank
+            for c, r in zip(picked, readings, strict=True):
+                if r.span is not None and r.span_logit >= self.blend.span_min:
+                    c.span = (c.hit.start + r.span[0], c.hit.start + r.span[1])
+        for c, s, o in zip(
+            candidates, _sigmoid(score).tolist(), _sigmoid(rank).tolist(), strict=True
+        ):
+            c.score, c.order = s, o
         return sorted(candidates, key=lambda c: (-c.order, c.hit.id))
 
     @staticmethod
@@ -370,6 +567,7 @@ class QuoteSelector:
                     article=c.article,
                     start=start,
                     end=end,
+                    highlight=_highlight(c.article_text, c.span),
                 )
             )
             if len(quotes) == k:
@@ -378,6 +576,23 @@ class QuoteSelector:
 
 
 _DIGITS = re.compile(r"\d[\d,.]*\d|\d")
+_EDGE = " \t\n,;:.!?\"'()[]“”‘’—–-"
+
+
+def _highlight(text: str, span: tuple[int, int] | None) -> Highlight | None:
+    """The reader's span, trimmed of surrounding spaces and punctuation (a full
+    stop after "2022" is not part of the answer); None when nothing is left."""
+    if span is None:
+        return None
+    a, b = span
+    while a < b and text[a] in _EDGE:
+        a += 1
+    while b > a and text[b - 1] in _EDGE:
+        b -= 1
+    # Keep a closing bracket or a final abbreviation's period that belongs to the words.
+    if b < span[1] and text[b] == ")" and "(" in text[a:b]:
+        b += 1
+    return Highlight(start=a, end=b) if b > a else None
 
 
 def _window_cosines(

@@ -459,6 +459,10 @@ class Snapshot:
         """Which of the query terms each sentence holds (rows: sentences, columns: terms)."""
         return self.lexical.presence(sentence_ids, query_terms)
 
+    def term_counts(self, sentence_ids: Sequence[int]) -> np.ndarray:
+        """How many terms (with repeats) each sentence holds."""
+        return self.lexical.term_counts(sentence_ids)
+
     def chunks_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
         """Chunks in the order asked, as spans (id, chunk_id=id, article, start, end)."""
         if not ids:

@@ -46,8 +46,10 @@ def test_ask_json_prints_exactly_the_answer_object(cli_index):
     assert answer["standalone_question"] == "What is K-SPACE?"
     assert answer["answered"] is True
     top = answer["quotes"][0]
-    assert set(top) == {"text", "score", "article", "start", "end"}
+    assert set(top) == {"text", "score", "article", "start", "end", "highlight"}
     assert set(top["article"]) == {"id", "title", "url", "published"}
+    # The words that answer, as article offsets inside the quote.
+    assert top["start"] <= top["highlight"]["start"] < top["highlight"]["end"] <= top["end"]
     assert any(
         gold in top["text"]
         for gold in (

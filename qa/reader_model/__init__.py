@@ -1,0 +1,1 @@
+"""Package data: the reader's int8 ONNX graph (see qa/reader.py, training/)."""

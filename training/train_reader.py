@@ -1,0 +1,278 @@
+"""Train the reader (qa/reader.py) and export it as the shipped int8 ONNX graph.
+
+    python -m training.mine_reader_pairs --shared ../shared --out /tmp/reader-pairs.jsonl
+    python -m training.train_reader --pairs /tmp/reader-pairs.jsonl --questions 12000 --layers 4 \
+        --work /tmp/reader-train --out qa/reader_model
+
+A MiniLM-L6 cross-encoder initialised from the packaged all-MiniLM-L6-v2
+encoder, with two new heads: a relevance logit on [CLS] (binary cross-entropy:
+does this sentence answer the question?) and start/end logits over the
+sentence's tokens (cross-entropy on SQuAD's answer span, positives only).
+Batches of 8 questions x 4 pairs, AdamW, linear warm-up and decay, 2 threads.
+Checkpoints every --every steps to --work, so a stopped run resumes
+(--resume) or exports what it has (--export-only). The same code
+(`qa.reader.encode_pairs`) builds the tokens here and at answering time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from qa.encoder import packaged_model_path
+from qa.reader import MODEL_FILE, encode_pairs, load_tokenizer, pad
+
+GROUP = 4  # pairs per question: the positive and three negatives
+
+
+class ReaderNet(nn.Module):
+    def __init__(self, path: Path, layers: int = 6) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(str(path))
+        # The lower layers only: each one dropped is a sixth less time to train and
+        # to answer, and answering's time budget is what limits the reader.
+        self.encoder.encoder.layer = self.encoder.encoder.layer[:layers]
+        self.encoder.config.num_hidden_layers = layers
+        # The word-piece embeddings stay as the encoder learnt them (a third of
+        # the weights; SQuAD-train's vocabulary is too small to move them well).
+        self.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        hidden = self.encoder.config.hidden_size
+        self.relevance = nn.Linear(hidden, 1)
+        self.span = nn.Linear(hidden, 2)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        h = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        rel = self.relevance(h[:, 0]).squeeze(-1)
+        start, end = self.span(h).unbind(-1)
+        return rel, start, end
+
+
+def load_groups(path: Path) -> list[list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            groups.setdefault(row["qid"], []).append(row)
+    return [g for g in groups.values() if len(g) == GROUP]
+
+
+def token_span(pair, span) -> tuple[int, int] | None:
+    """The answer's first and last token positions in the encoded pair."""
+    a, b = span
+    toks = [k for k, (s, e) in enumerate(pair.offsets) if s < b and e > a]
+    if not toks:
+        return None  # the answer was cut off with the sentence's tail
+    return pair.sentence_lo + toks[0], pair.sentence_lo + toks[-1]
+
+
+def make_batch(tokenizer, groups: list[list[dict]]):
+    pairs, labels, starts, ends = [], [], [], []
+    for g in groups:
+        encoded = encode_pairs(
+            tokenizer, g[0]["question"], [r["sentence"] for r in g], [r["before"] for r in g]
+        )
+        for r, p in zip(g, encoded, strict=True):
+            pairs.append(p)
+            labels.append(float(r["label"]))
+            ts = token_span(p, r["span"]) if r["span"] else None
+            starts.append(ts[0] if ts else -100)
+            ends.append(ts[1] if ts else -100)
+    ids, types, mask = pad(pairs)
+    # Span logits may only point into the candidate sentence.
+    allowed = np.zeros(ids.shape, dtype=bool)
+    for row, p in enumerate(pairs):
+        allowed[row, p.sentence_lo : p.sentence_lo + len(p.offsets)] = True
+    t = torch.from_numpy
+    return (
+        t(ids),
+        t(mask),
+        t(types),
+        torch.tensor(labels),
+        torch.tensor(starts),
+        torch.tensor(ends),
+        t(allowed),
+    )
+
+
+def loss_of(net, batch):
+    ids, mask, types, labels, starts, ends, allowed = batch
+    rel, s, e = net(ids, mask, types)
+    bce = nn.functional.binary_cross_entropy_with_logits(rel, labels)
+    s = s.masked_fill(~allowed, -1e4)
+    e = e.masked_fill(~allowed, -1e4)
+    ce = nn.functional.cross_entropy(s, starts, ignore_index=-100) + nn.functional.cross_entropy(
+        e, ends, ignore_index=-100
+    )
+    return bce + 0.25 * ce, bce.item()
+
+
+def batches(groups, per_batch, rng):
+    """Batches of questions of similar length (less padding), in random order."""
+    order = groups[:]
+    rng.shuffle(order)
+    out = []
+    block = per_batch * 50
+    for lo in range(0, len(order), block):
+        chunk = sorted(order[lo : lo + block], key=lambda g: sum(len(r["sentence"]) for r in g))
+        out += [chunk[i : i + per_batch] for i in range(0, len(chunk), per_batch)]
+    rng.shuffle(out)
+    return out
+
+
+def evaluate(net, tokenizer, groups) -> dict:
+    """Held-out questions: is the positive ranked first of its four, and the
+    token F1 of the predicted span in the positive against the gold one."""
+    from qa.reader import best_span
+
+    net.eval()
+    right, f1s = 0, []
+    with torch.no_grad():
+        for lo in range(0, len(groups), 8):
+            chunk = groups[lo : lo + 8]
+            ids, mask, types, _labels, *_ = make_batch(tokenizer, chunk)
+            rel, s, e = net(ids, mask, types)
+            rel = rel.view(-1, GROUP).numpy()
+            for gi, g in enumerate(chunk):
+                right += int(np.argmax(rel[gi]) == [r["label"] for r in g].index(1))
+                k = [r["label"] for r in g].index(1)
+                row = gi * GROUP + k
+                pair = encode_pairs(
+                    tokenizer, g[k]["question"], [g[k]["sentence"]], [g[k]["before"]]
+                )[0]
+                a, b, _ = best_span(pair, s[row].numpy(), e[row].numpy())
+                f1s.append(_f1(g[k]["sentence"][a:b], g[k]["sentence"][slice(*g[k]["span"])]))
+    net.train()
+    return {"top1_of_4": right / len(groups), "span_f1": float(np.mean(f1s))}
+
+
+def _f1(pred: str, gold: str) -> float:
+    p, g = pred.lower().split(), gold.lower().split()
+    common = sum(min(p.count(w), g.count(w)) for w in set(p))
+    if not common:
+        return 0.0
+    prec, rec = common / len(p), common / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def export(net: ReaderNet, out: Path, tokenizer) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out.mkdir(parents=True, exist_ok=True)
+    net.eval()
+    pair = encode_pairs(tokenizer, "Who wrote it?", ["She wrote it in 1990."], ["A book."])
+    ids, types, mask = (torch.from_numpy(x) for x in pad(pair * 2))
+    fp32 = out / "reader-fp32.onnx"
+    axes = {0: "batch", 1: "tokens"}
+    torch.onnx.export(
+        net,
+        (ids, mask, types),
+        str(fp32),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["relevance", "start", "end"],
+        dynamic_axes={
+            "input_ids": axes,
+            "attention_mask": axes,
+            "token_type_ids": axes,
+            "relevance": {0: "batch"},
+            "start": axes,
+            "end": axes,
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    final = out / MODEL_FILE
+    quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
+    fp32.unlink()
+    return final
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=Path, required=True)
+    ap.add_argument("--questions", type=int, default=20000, help="questions trained on")
+    ap.add_argument("--held-out", type=int, default=400)
+    ap.add_argument("--per-batch", type=int, default=8, help="questions per batch")
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--every", type=int, default=200, help="checkpoint every N steps")
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("qa/reader_model"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--layers", type=int, default=4, help="encoder layers kept (of 6)")
+    args = ap.parse_args()
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+    rng = random.Random(args.seed)
+    tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
+    groups = load_groups(args.pairs)
+    rng.shuffle(groups)
+    held, train = groups[: args.held_out], groups[args.held_out : args.held_out + args.questions]
+    net = ReaderNet(packaged_model_path(), args.layers)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ckpt = args.work / "checkpoint.pt"
+    plan = batches(train, args.per_batch, rng)
+    steps = len(plan)
+    opt = torch.optim.AdamW(
+        [p for p in net.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01
+    )
+    warm = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    done = 0
+    if (args.resume or args.export_only) and ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        done = state["step"]
+        print(f"resumed at step {done}/{steps}", flush=True)
+    if not args.export_only:
+        net.train()
+        started, seen, running = time.time(), 0, []
+        for step in range(done, steps):
+            loss, bce = loss_of(net, make_batch(tokenizer, plan[step]))
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            seen += len(plan[step]) * GROUP
+            running.append(bce)
+            if (step + 1) % 25 == 0:
+                rate = seen / (time.time() - started)
+                print(
+                    f"step {step + 1}/{steps} bce {np.mean(running[-25:]):.4f} {rate:.1f} pairs/s",
+                    flush=True,
+                )
+            if (step + 1) % args.every == 0 or step + 1 == steps:
+                torch.save(
+                    {
+                        "net": net.state_dict(),
+                        "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
+                        "step": step + 1,
+                    },
+                    ckpt.with_suffix(".tmp"),
+                )
+                ckpt.with_suffix(".tmp").replace(ckpt)
+        print("held out:", evaluate(net, tokenizer, held), flush=True)
+    path = export(net, args.out, tokenizer)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
