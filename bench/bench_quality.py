@@ -112,6 +112,7 @@ def main() -> None:
     out = OUT / "quality-reader.json"
     results: dict = json.loads(out.read_text()) if args.side != "both" and out.exists() else {}
     results["before_ref"] = args.before
+    results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     sides = [("before", before), ("after", ROOT)]
     try:
         for side, checkout in sides:

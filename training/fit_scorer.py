@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import pickle
+import random
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,15 @@ from sklearn.linear_model import LogisticRegression
 from qa.quotes import FEATURES
 
 
-def load(path: Path) -> list[dict]:
+def load(path: Path, sample: int = 0) -> list[dict]:
+    """Gathered questions with at least one candidate; `sample`: a fixed random
+    subset of that many (shuffled with seed 1 before the empty ones drop out)."""
     with path.open("rb") as f:
-        return [r for r in pickle.load(f) if len(r["labels"])]
+        rows = pickle.load(f)
+    if sample:
+        random.Random(1).shuffle(rows)
+        rows = rows[:sample]
+    return [r for r in rows if len(r["labels"])]
 
 
 def fold(article: str | None, k: int = 5) -> int:
@@ -161,9 +168,11 @@ def main() -> None:
     ap.add_argument("--drop", default="", help="features left out, comma-separated")
     ap.add_argument("--reader", type=Path, help="the reader's ONNX file: fit the blend too")
     ap.add_argument("--read", type=int, default=6, help="candidates the reader reads")
+    ap.add_argument("--sample-fit", type=int, default=0, help="fit on this many (0: all)")
+    ap.add_argument("--sample-off", type=int, default=0, help="off-topic ones used (0: all)")
     ap.add_argument("--cache", type=Path, help="where reader outputs are kept between runs")
     args = ap.parse_args()
-    rows, off = load(args.fit), load(args.off_topic)
+    rows, off = load(args.fit, args.sample_fit), load(args.off_topic, args.sample_off)
     dropped = {d for d in args.drop.split(",") if d}
     cols = [i for i, f in enumerate(FEATURES) if f not in dropped]
     print(
