@@ -21,7 +21,7 @@ from qa.web.middleware import STRICT_CSP
 ALLOWED = "http://allowed.example"
 DENIED = "http://denied.example"
 ANSWER_KEYS = {"question", "answered", "answer", "quotes", "took_ms", "standalone_question"}
-QUOTE_KEYS = {"text", "score", "article", "start", "end"}
+QUOTE_KEYS = {"text", "score", "article", "start", "end", "highlight"}
 ARTICLE_REF_KEYS = {"id", "title", "url", "published"}
 GOLD = ("Korea Superior Pharma-pipeline", "new drug development ecosystem")
 

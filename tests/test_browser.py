@@ -36,7 +36,7 @@ pytestmark = pytest.mark.browser
 K_SPACE = "What is K-SPACE?"
 K_SPACE_GOLD = re.compile("Korea Superior Pharma-pipeline|new drug development ecosystem")
 # A follow-up that only the first question makes answerable: "it" is K-SPACE.
-FOLLOW_UP = "When was it established?"
+FOLLOW_UP = "When was it launched?"
 ESTABLISHED = "Dec. 5, 2022"
 LANTERN = "When is the Quillfeather lantern festival held?"
 FERRY = "What departure codes does the Quillfeather ferry timetable list?"
