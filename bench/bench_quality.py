@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,24 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.shared import find_shared  # noqa: E402
+from bench.shared import find_shared, run_qa  # noqa: E402
 
 SHARED = find_shared()
 OUT = ROOT / "bench" / "out"
 EVAL = SHARED / "eval"
-
-
-def qa(checkout: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
-    done = subprocess.run(
-        [sys.executable, "-m", "qa", *args],
-        check=True,
-        env=env,
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 def wikiqa_articles(dest: Path) -> Path:
@@ -71,7 +57,7 @@ def build(bbc: Path, work: Path) -> dict[str, Path]:
         dest = work / f"idx-{name}"
         if not dest.exists():
             shutil.copytree(bbc, dest)
-            qa(ROOT, "index", *paths, "--index-dir", str(dest))
+            run_qa("index", *paths, "--index-dir", str(dest))
         made[name] = dest
     return made
 
@@ -121,13 +107,13 @@ def main() -> None:
             for name, (questions, index) in SETS.items():
                 started = time.time()
                 report = json.loads(
-                    qa(
-                        checkout,
+                    run_qa(
                         "eval",
                         str(EVAL / questions),
                         "--json",
                         "--index-dir",
                         str(indexes[index]),
+                        checkout=checkout,
                     )
                 )
                 report.pop("misses", None)

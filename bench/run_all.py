@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.shared import find_shared  # noqa: E402
+from bench.shared import find_shared, run_qa  # noqa: E402
 
 SHARED = find_shared()
 OUT = ROOT / "bench" / "out"
@@ -45,15 +45,7 @@ def run(*args: str) -> None:
 
 
 def qa(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "qa", *args],
-        check=True,
-        env=ENV,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
+    return run_qa(*args)
 
 
 def machine() -> str:

@@ -1,4 +1,5 @@
-"""Where the shared data (the seed and BBC corpora, the eval question sets) lives.
+"""Where the shared data (the seed and BBC corpora, the eval question sets) lives,
+and `run_qa`, the `qa` command as the benchmark scripts run it.
 
 CI and developers keep it at ../shared beside the checkout. A throwaway clone
 (`git clone . /tmp/x`) has no such neighbour, so the checkout it was cloned
@@ -8,7 +9,8 @@ from is tried next; QA_SHARED overrides both.
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404 - runs git with fixed arguments
+import subprocess  # nosec B404 - runs git and this package with fixed arguments
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +53,17 @@ def find_shared() -> Path:
         f"the shared data (corpus/ and eval/) is not in {where}: "
         "put it beside this checkout as ../shared, or set QA_SHARED=/path/to/shared"
     )
+
+
+def run_qa(*args: str, checkout: Path = ROOT) -> str:
+    """`python -m qa ARGS` from `checkout` (this one, or another commit's worktree),
+    importing that checkout's package; its stdout."""
+    done = subprocess.run(  # nosec B603 - this interpreter and fixed arguments
+        [sys.executable, "-m", "qa", *args],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout

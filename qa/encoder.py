@@ -71,6 +71,25 @@ def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, int(os.environ.get("QA_THREADS", "0")) or 2))
 
 
+def onnx_session(path: Path, threads: int | None = None, spin: bool = False):
+    """An onnxruntime CPU session for a quantised MiniLM graph (the encoder's, the
+    reader's)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or _threads()
+    opts.inter_op_num_threads = 1
+    # Between operators, onnxruntime's worker threads spin waiting for work.
+    # Indexing (bulk) wants that: ~120 vs ~103 chunks/s here. Answering must
+    # not: under a server's concurrent requests the spinning took CPU from the
+    # other requests (p95 at 100 answers/s: 16-19 ms without, 38-302 ms with).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # EXTENDED, not ALL: the layout rewrites ALL adds cost this quantised graph
+    # 7-14% of its speed here (same vectors either way).
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class _WordPieces:
     """Token counting with the model's own tokenizer, the same for both encoders."""
 
@@ -87,26 +106,12 @@ class OnnxEncoder(_WordPieces):
     kind = "onnx"
 
     def __init__(self, folder: Path, threads: int | None = None, bulk: bool = False) -> None:
-        import onnxruntime as ort
 
         meta = json.loads((folder / ENCODER_META).read_text())
         self.folder = folder
         self.meta = meta
         self.tokenizer = _load_tokenizer(folder / "tokenizer.json")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or _threads()
-        opts.inter_op_num_threads = 1
-        # Between operators, onnxruntime's worker threads spin waiting for work.
-        # Indexing (bulk) wants that: ~120 vs ~103 chunks/s here. Answering must
-        # not: under a server's concurrent requests the spinning took CPU from the
-        # other requests (p95 at 100 answers/s: 16-19 ms without, 38-302 ms with).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if bulk else "0")
-        # EXTENDED, not ALL: the layout rewrites ALL adds cost this quantised graph
-        # 7-14% of its speed here (same vectors either way).
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        self.session = ort.InferenceSession(
-            str(folder / meta["onnx_file"]), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(folder / meta["onnx_file"], threads, spin=bulk)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:

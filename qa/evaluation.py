@@ -135,11 +135,14 @@ def _rate(hits: list[bool]) -> float | None:
     return round(sum(hits) / len(hits), 4) if hits else None
 
 
+def indexed_names(answerer: Answerer) -> set[str]:
+    """Titles and ids of the indexed articles: what a question's `article` names."""
+    return {name for a in answerer.snapshot().articles() for name in (a.title, a.id)}
+
+
 def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> EvalReport:
     snap = answerer.snapshot()
-    indexed = set()
-    for a in snap.articles():
-        indexed |= {a.title, a.id}
+    indexed = indexed_names(answerer)
     texts: dict[str, str] = {}
     top1, top3, recall, answered, latencies, misses = [], [], [], [], [], []
     on_topic, off_topic, highlight = [], [], []

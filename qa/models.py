@@ -77,9 +77,8 @@ class Quote(_Frozen):
     @property
     def highlighted(self) -> str | None:
         """The highlight's text, sliced from the quote."""
-        if self.highlight is None:
-            return None
-        return self.text[self.highlight.start - self.start : self.highlight.end - self.start]
+        parts = self.highlight_parts()
+        return parts[1] if parts else None
 
     def highlight_parts(self) -> tuple[str, str, str] | None:
         """The text as (before, highlighted words, after), for the faces that show the

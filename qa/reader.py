@@ -18,7 +18,6 @@ the highlight (the words that answer).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,9 @@ class Pair:
 
 
 def load_tokenizer(path: Path):
+    """The encoder's tokenizer without its truncation (qa.encoder's cuts at 256
+    pieces): the context is the *last* pieces of the sentence before, and
+    training and answering must cut the same way."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
@@ -115,19 +117,10 @@ class Reader:
     """The shipped reader model, run with onnxruntime (no torch)."""
 
     def __init__(self, model: Path | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        from qa.encoder import packaged_model_path
+        from qa.encoder import onnx_session, packaged_model_path
 
         self.tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or max(1, min(os.cpu_count() or 1, 2))
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        self.session = ort.InferenceSession(
-            str(model or MODEL_DIR / MODEL_FILE), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(model or MODEL_DIR / MODEL_FILE, threads)
 
     @staticmethod
     def available(model: Path | None = None) -> bool:

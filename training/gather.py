@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.answering import Answerer
-from qa.evaluation import contains_answer, load_questions
+from qa.evaluation import contains_answer, indexed_names, load_questions
 from qa.settings import Settings
 
 
@@ -34,10 +34,7 @@ def main() -> None:
     if args.limit and args.limit < len(questions):
         questions = random.Random(args.seed).sample(questions, args.limit)
     answerer = Answerer(Settings(index_dir=args.index_dir, answer_cache=0, reader=False))
-    snap = answerer.snapshot()
-    indexed = set()
-    for a in snap.articles():
-        indexed |= {a.title, a.id}
+    indexed = indexed_names(answerer)
     rows = []
     started = time.time()
     for n, item in enumerate(questions, 1):
