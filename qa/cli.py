@@ -16,18 +16,26 @@ from typing import Any
 
 import click
 
-from qa.errors import QAError
+from qa.errors import InvalidInput, QAError
 
 INDEX_DIR_HELP = "Index directory (default: $QA_INDEX_DIR, else ./index)."
 
 
 def _settings(index_dir: Path | None, **overrides: Any):
+    from pydantic import ValidationError
+
     from qa.settings import Settings
 
     values = {k: v for k, v in overrides.items() if v is not None}
     if index_dir is not None:
         values["index_dir"] = index_dir
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        # A bad QA_* variable (or option): name it and say what it must be, in one line.
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "setting"
+        raise InvalidInput(f"QA_{field.upper()}={first.get('input')!r}: {first['msg']}") from None
 
 
 def clean_errors(func: Callable) -> Callable:

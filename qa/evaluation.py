@@ -85,6 +85,8 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         try:
             obj = json.loads(line)
             article = obj.get("article")
+            if not str(obj["question"]).strip():
+                raise ValueError("the question is empty")
             out.append(
                 EvalQuestion(
                     obj["question"],

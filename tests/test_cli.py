@@ -177,3 +177,22 @@ def test_undecodable_input_is_one_line_not_a_traceback(cli_index, tmp_path):
     assert run.returncode == 1 and "not UTF-8 text" in run.stderr
     for done in (ask, run):
         assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(cli_index, monkeypatch):
+    monkeypatch.setenv("QA_READER", "maybe")
+    run = qa("ask", "What is K-SPACE?", index_dir=cli_index)
+    assert run.returncode != 0
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    assert "QA_READER='maybe'" in run.stderr and "boolean" in run.stderr
+
+
+def test_eval_names_the_line_of_an_empty_question(cli_index, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"question": "What is K-SPACE?", "answers": ["K-SPACE"]}\n'
+        '{"question": "  ", "answers": []}\n'
+    )
+    run = qa("eval", str(questions), index_dir=cli_index)
+    assert run.returncode != 0
+    assert "line 2" in run.stderr and "empty" in run.stderr
