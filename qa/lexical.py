@@ -17,6 +17,7 @@ again cost about 18 per sentence.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,6 +37,43 @@ def _bm25s():
     # bm25s reports progress and empty queries through logging/tqdm; a server keeps quiet.
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     return bm25s
+
+
+class SavedBM25:
+    """A saved bm25s index read back with numpy alone: answering never imports
+    bm25s (and the scipy.sparse it pulls in, ~0.3 s of a cold `qa ask`). The
+    files are bm25s's own; its scores are precomputed per (term, chunk), so a
+    query's scores are sums over the query terms' columns."""
+
+    FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy")
+
+    def __init__(self, vocab_dict: dict[str, int], scores: dict) -> None:
+        self.vocab_dict = vocab_dict
+        self.scores = scores  # bm25s's layout: data, indices, indptr, num_docs
+
+    @classmethod
+    def load(cls, folder: Path) -> SavedBM25:
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        if params.get("method") != "lucene":  # other methods add a non-occurrence term
+            raise ValueError(f"{folder}: BM25 variant {params.get('method')!r} is not read here")
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        data, indices, indptr = (np.load(folder / n, allow_pickle=False) for n in cls.FILES)
+        # bm25s keeps an empty term in its vocabulary that owns no column.
+        whole = indptr[-1] == len(data) == len(indices)
+        if not (whole and len(indptr) in (len(vocab), len(vocab) + 1)):
+            raise ValueError(f"{folder}: BM25 arrays do not match its vocabulary")
+        arrays = {"data": data, "indices": indices, "indptr": indptr}
+        return cls(vocab, {**arrays, "num_docs": int(params["num_docs"])})
+
+    def get_scores(self, query_terms: Sequence[str]) -> np.ndarray:
+        s = self.scores
+        cols = [self.vocab_dict[t] for t in query_terms if t in self.vocab_dict]
+        cols = [j for j in cols if j < len(s["indptr"]) - 1]
+        out = np.zeros(s["num_docs"], dtype=np.float32)
+        for j in cols:
+            lo, hi = int(s["indptr"][j]), int(s["indptr"][j + 1])
+            out[s["indices"][lo:hi]] += s["data"][lo:hi]  # one entry per chunk in a column
+        return out
 
 
 _NO_SENTENCES = (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32))
@@ -105,7 +143,7 @@ class LexicalIndex:
             sentences = (ids, indptr, terms)
         if len(chunk_ids) == 0:
             return cls(None, chunk_ids)
-        model = _bm25s().BM25.load(str(folder), mmap=False, load_corpus=False)
+        model = SavedBM25.load(folder)
         if model.scores.get("num_docs") != len(chunk_ids):
             raise ValueError(f"{folder}: {len(chunk_ids)} chunk ids for a different index")
         if len(sentences[2]) and sentences[2].max() >= len(model.vocab_dict):

@@ -211,6 +211,12 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--layers", type=int, default=4, help="encoder layers kept (of 6)")
+    ap.add_argument(
+        "--init", type=Path, help="start from this checkpoint's weights (a fresh optimiser)"
+    )
+    ap.add_argument(
+        "--offset", type=int, default=0, help="skip this many training questions (seen by --init)"
+    )
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -219,8 +225,13 @@ def main() -> None:
     tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
     groups = load_groups(args.pairs)
     rng.shuffle(groups)
-    held, train = groups[: args.held_out], groups[args.held_out : args.held_out + args.questions]
+    first = args.held_out + args.offset
+    held, train = groups[: args.held_out], groups[first : first + args.questions]
     net = ReaderNet(packaged_model_path(), args.layers)
+    if args.init:
+        # Continue a finished run on questions it never saw: same held-out set
+        # (the shuffle is seeded), a new learning-rate schedule.
+        net.load_state_dict(torch.load(args.init, weights_only=False)["net"])
     args.work.mkdir(parents=True, exist_ok=True)
     ckpt = args.work / "checkpoint.pt"
     plan = batches(train, args.per_batch, rng)
