@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from qa.conversation import MAX_TURNS, ConversationReader, Understood
-from qa.encoder import Encoder, load_encoder
+from qa.encoder import Encoder, has_onnx_encoder, load_encoder
 from qa.errors import IndexEmpty, InvalidInput
 from qa.models import Answer, PriorTurn, Quote
 from qa.quotes import BLEND, Candidate, QuoteSelector, ScoreModel
@@ -44,6 +44,7 @@ class Answerer:
         self._snapshot: Snapshot | None = None
         self._encoder = encoder
         self._lock = threading.Lock()
+        self._reader_lock = threading.Lock()
         # Answers are immutable and depend only on (version, question, k): popular
         # questions are answered once per index version. A new version misses.
         self._cache: OrderedDict[tuple[str, str, int], Answer] = OrderedDict()
@@ -59,11 +60,34 @@ class Answerer:
         """Load the reader on first use (its ONNX session takes ~0.2 s to open)."""
         if self._reader_loaded:
             return
-        with self._lock:
+        with self._reader_lock:  # not self._lock: opening a snapshot goes on meanwhile
             if not self._reader_loaded:
                 if self.settings.reader and Reader.available():
                     self.selector.reader = Reader()
                 self._reader_loaded = True
+
+    def _load_models_aside(self) -> threading.Thread | None:
+        """On the first question, build the encoder's and the reader's ONNX
+        sessions in a thread while the caller opens the index: onnxruntime
+        releases the GIL while it builds, so a cold `qa ask` overlaps the two.
+        A failure there is left for the main path to raise again, clearly."""
+        if self._encoder is not None and self._reader_loaded:
+            return None
+
+        def load() -> None:
+            try:
+                self.load_reader()
+                # Only the index's own ONNX encoder: a missing index must still
+                # fail at once, not after a torch import in the background.
+                folder = self.store.encoder_dir
+                if self.settings.encoder != "torch" and folder and has_onnx_encoder(folder):
+                    _ = self.encoder
+            except Exception:  # nosec B110 - raised again on the main path, where it is reported
+                pass
+
+        thread = threading.Thread(target=load, name="qa-load-models", daemon=True)
+        thread.start()
+        return thread
 
     def snapshot(self) -> Snapshot:
         """The live version, reopened when a writer has published a new one."""
@@ -103,7 +127,10 @@ class Answerer:
             )
         for n, turn in enumerate(history):
             _check_text(turn.question, f"earlier question {n + 1}")
+        loading = self._load_models_aside()
         snap = self.snapshot()
+        if loading is not None:
+            loading.join()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
         key = (snap.version, seen.text.casefold(), seen.prefer, seen.borrowed, k)
