@@ -174,7 +174,9 @@ class SlowAnswerer:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def ask(self, question: str, k: int | None = None, history: object = ()) -> Answer:
+    def ask(
+        self, question: str, k: int | None = None, history: object = (), filters: object = None
+    ) -> Answer:
         time.sleep(self.seconds)
         return Answer(question=question, answered=False, answer=NOT_FOUND, quotes=[], took_ms=1.0)
 
