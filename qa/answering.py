@@ -198,7 +198,7 @@ class Answerer:
         if among is not None and not len(among):
             return []
         _, passages = self.analyse(q, snap, among=among)
-        rows = self.snapshot().chunks_by_id(passages.ranked[:n])
+        rows = snap.chunks_by_id(passages.ranked[:n])
         return [(r.article_id, r.start, r.end) for r in rows]
 
 
