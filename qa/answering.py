@@ -16,18 +16,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
+
 from qa.conversation import MAX_TURNS, ConversationReader, Understood
 from qa.encoder import Encoder, has_onnx_encoder, load_encoder
 from qa.errors import IndexEmpty, InvalidInput
-from qa.models import Answer, PriorTurn, Quote
+from qa.models import Answer, Filters, PriorTurn, Quote
 from qa.quotes import BLEND, Candidate, QuoteSelector, ScoreModel
 from qa.reader import Reader
+from qa.recency import asks_for_latest, keep_answered, recency_bonus
 from qa.retrieval import Passages, retrieve
 from qa.settings import Settings
 from qa.store import IndexStore, Snapshot
 from qa.terms import terms
 
 NOT_FOUND = "The indexed articles do not appear to answer this question."
+NO_MATCH = "No indexed article matches the filter ({}), so there is nothing to quote from."
 
 
 class Answerer:
@@ -116,9 +120,17 @@ class Answerer:
             raise InvalidInput(f"k must be between 1 and 20, not {k}")
         return q, k
 
-    def ask(self, question: str, k: int | None = None, history: Sequence[PriorTurn] = ()) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        history: Sequence[PriorTurn] = (),
+        filters: Filters | None = None,
+    ) -> Answer:
         """Answer `question`; `history` holds the earlier turns, oldest first, so a
-        follow-up ("When was it launched?") is searched in a self-contained form."""
+        follow-up ("When was it launched?") is searched in a self-contained form.
+        With `filters`, every quote comes from an article that satisfies them; a
+        filter no article satisfies is answered "not found", saying so."""
         started = time.perf_counter()
         q, k = self.validate(question, k)
         if len(history) > MAX_TURNS:
@@ -133,22 +145,29 @@ class Answerer:
             loading.join()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
-        key = (snap.version, seen.text.casefold(), seen.prefer, seen.borrowed, k)
+        filters = filters if filters is not None and filters.active else None
+        key = (snap.version, seen.text.casefold(), seen.prefer, seen.borrowed, k, filters)
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
         if cached is not None:
             return cached.model_copy(update={"question": q, "took_ms": _ms_since(started)})
-        ranked, _ = self.analyse(seen.text, snap, seen.prefer, seen.borrowed)
+        among = snap.chunks_matching(filters) if filters else None
+        # A filter no article satisfies: nothing to search (an empty index still says so).
+        unmatched = among is not None and not len(among) and snap.n_chunks > 0
+        ranked: list[Candidate] = []
+        if not unmatched:
+            ranked, _ = self.analyse(seen.text, snap, seen.prefer, seen.borrowed, among)
         quotes = self.selector.quotes(ranked, k)
         answered = bool(quotes) and quotes[0].score >= self.settings.min_score
         if not answered:
             quotes = []
+        refusal = NO_MATCH.format(filters.describe()) if unmatched and filters else NOT_FOUND
         answer = Answer(
             question=q,
             answered=answered,
-            answer=_lead(quotes[0]) if answered else NOT_FOUND,
+            answer=_lead(quotes[0]) if answered else refusal,
             quotes=quotes,
             took_ms=_ms_since(started),
             standalone_question=seen.text,
@@ -174,9 +193,11 @@ class Answerer:
         snap: Snapshot | None = None,
         prefer: Sequence[str] = (),
         borrowed: str = "",
+        among: np.ndarray | None = None,
     ) -> tuple[list[Candidate], Passages]:
         """Scored candidate sentences (best first) and the ranked passages.
-        `prefer` and `borrowed`: see `Understood`."""
+        `prefer` and `borrowed`: see `Understood`; `among`: the chunk ids a filter
+        allows (`Snapshot.chunks_matching`), None for all."""
         snap = snap or self.snapshot()
         if snap.n_chunks == 0:
             raise IndexEmpty(
@@ -185,16 +206,26 @@ class Answerer:
         self.load_reader()
         qvec = self.encoder.embed([q])[0]
         qterms = terms(q)
-        passages = retrieve(snap, qvec, qterms, prefer)
+        passages = retrieve(snap, qvec, qterms, prefer, among)
         lent = frozenset(terms(borrowed)) if prefer and borrowed else frozenset()
         candidates = self.selector.candidates(snap, q, qvec, qterms, passages, lent)
-        return self.selector.score(candidates, q), passages
+        bonus = recency_bonus(candidates) if asks_for_latest(q) else None
+        ranked = self.selector.score(candidates, q, bonus)
+        if bonus is not None:
+            ranked = keep_answered(ranked, self.settings.min_score)
+        return ranked, passages
 
-    def passages(self, question: str, n: int = 5) -> list[tuple[str, int, int]]:
+    def passages(
+        self, question: str, n: int = 5, filters: Filters | None = None
+    ) -> list[tuple[str, int, int]]:
         """The best passages as (article id, start, end): what `qa eval` calls recall."""
         q, _ = self.validate(question, None)
-        _, passages = self.analyse(q)
-        rows = self.snapshot().chunks_by_id(passages.ranked[:n])
+        snap = self.snapshot()
+        among = snap.chunks_matching(filters) if filters and filters.active else None
+        if among is not None and not len(among):
+            return []
+        _, passages = self.analyse(q, snap, among=among)
+        rows = snap.chunks_by_id(passages.ranked[:n])
         return [(r.article_id, r.start, r.end) for r in rows]
 
 

@@ -70,6 +70,43 @@ index_dir_option = click.option(
 )
 
 
+def filter_options(func: Callable) -> Callable:
+    """--since, --until, --source and --article: which articles answers may quote."""
+    options = [
+        click.option(
+            "--since",
+            metavar="DATE",
+            default=None,
+            help="Only articles published on or after DATE (YYYY-MM-DD); not undated ones.",
+        ),
+        click.option(
+            "--until",
+            metavar="DATE",
+            default=None,
+            help="Only articles published on or before DATE (YYYY-MM-DD); not undated ones.",
+        ),
+        click.option(
+            "--source", metavar="NAME", default=None, help="Only articles from this source."
+        ),
+        click.option(
+            "--article",
+            "articles",
+            metavar="ID",
+            multiple=True,
+            help="Only this article (repeat for several).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _filters(since: str | None, until: str | None, source: str | None, articles: tuple[str, ...]):
+    from qa.models import Filters
+
+    return Filters.of(since=since, until=until, source=source, article=list(articles))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="qa")
 def main() -> None:
@@ -139,13 +176,24 @@ def index_cmd(paths: tuple[Path, ...], rebuild: bool, index_dir: Path | None) ->
 @click.argument("question")
 @click.option("--k", "k", type=click.IntRange(1, 20), default=None, help="Quotes to show (1-20).")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON.")
+@filter_options
 @index_dir_option
 @clean_errors
-def ask_cmd(question: str, k: int | None, as_json: bool, index_dir: Path | None) -> None:
+def ask_cmd(
+    question: str,
+    k: int | None,
+    as_json: bool,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    articles: tuple[str, ...],
+    index_dir: Path | None,
+) -> None:
     """Answer QUESTION with quotes from the indexed articles."""
     from qa.answering import Answerer
 
-    answer = Answerer(_settings(index_dir)).ask(question, k)
+    filters = _filters(since, until, source, articles)
+    answer = Answerer(_settings(index_dir)).ask(question, k, filters=filters)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
@@ -167,6 +215,7 @@ def ask_cmd(question: str, k: int | None, as_json: bool, index_dir: Path | None)
     "(default: $XDG_STATE_HOME/qa/chat-history, else ~/.local/state/qa/chat-history).",
 )
 @click.option("--no-history", is_flag=True, help="Keep typed questions in memory only.")
+@filter_options
 @index_dir_option
 @clean_errors
 def chat_cmd(
@@ -174,6 +223,10 @@ def chat_cmd(
     as_json: bool,
     history_file: Path | None,
     no_history: bool,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    articles: tuple[str, ...],
     index_dir: Path | None,
 ) -> None:
     """Chat with the articles: questions and follow-ups, one per line (/help at the prompt).
@@ -183,7 +236,8 @@ def chat_cmd(
     """
     from qa.terminal_chat import ChatSession, default_history_file, run_chat
 
-    session = ChatSession.start(_settings(index_dir), k)
+    filters = _filters(since, until, source, articles)
+    session = ChatSession.start(_settings(index_dir), k, filters)
     history = None if no_history else history_file or default_history_file()
     run_chat(session, as_json=as_json, history_file=history)
 

@@ -14,6 +14,9 @@ A quote or passage is right when it contains one of the gold answers, compared
 case-insensitively with whitespace collapsed; a gold answer that is a whole
 sentence (WikiQA's, 8 words or more) also counts when the quote's words match
 it with F1 >= 0.6, since sentence splitters differ.
+
+A JSON line may carry `filters` (`{"since", "until", "source", "article"}`, as
+`qa ask` takes them): that question is asked, and its passages found, with them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pydantic import BaseModel
 
 from qa.answering import Answerer
 from qa.errors import InvalidInput
+from qa.models import Filters
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class EvalQuestion:
     question: str
     answers: tuple[str, ...]
     article: str | None = None  # its article's title or id, when the set names one
+    filters: Filters | None = None  # asked with these filters
 
 
 class EvalReport(BaseModel):
@@ -87,18 +92,33 @@ def load_questions(path: Path) -> list[EvalQuestion]:
             article = obj.get("article")
             if not str(obj["question"]).strip():
                 raise ValueError("the question is empty")
+            filters = _filters(obj.get("filters"))
             out.append(
                 EvalQuestion(
                     obj["question"],
                     tuple(obj.get("answers") or ()),
                     str(article) if article else None,
+                    filters,
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInput(f"{path}: line {n}: not a question object ({exc})") from None
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path}: line {n}: filters: {exc.message}") from None
     if not out:
         raise InvalidInput(f"{path}: no questions found")
     return out
+
+
+def _filters(value: object) -> Filters | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("'filters' is not an object")
+    unknown = set(value) - set(Filters.model_fields)
+    if unknown:
+        raise ValueError(f"'filters' has unknown fields {sorted(unknown)}")
+    return Filters.of(**value)
 
 
 def _norm(text: str) -> str:
@@ -150,7 +170,7 @@ def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> E
     on_topic, off_topic, highlight = [], [], []
     for item in questions:
         started = time.perf_counter()
-        answer = answerer.ask(item.question, k)
+        answer = answerer.ask(item.question, k, filters=item.filters)
         latencies.append((time.perf_counter() - started) * 1000)
         present = item.article is None or item.article in indexed
         if not (item.answers and present):
@@ -164,7 +184,7 @@ def evaluate(answerer: Answerer, questions: list[EvalQuestion], k: int = 3) -> E
             shown = answer.quotes[0].highlighted or ""
             highlight.append(max(word_f1(shown, a) for a in item.answers))
         hit = False
-        for article_id, start, end in answerer.passages(item.question, 5):
+        for article_id, start, end in answerer.passages(item.question, 5, item.filters):
             if article_id not in texts:
                 texts[article_id] = snap.article(article_id).text
             hit = hit or contains_answer(texts[article_id][start:end], item.answers)

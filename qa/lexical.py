@@ -164,8 +164,11 @@ class LexicalIndex:
         ids, scores = self.top(query_terms, n)
         return list(zip(ids.tolist(), scores.tolist(), strict=True))
 
-    def top(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """`search` as arrays: chunk ids and their BM25 scores, best first."""
+    def top(
+        self, query_terms: Sequence[str], n: int, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`search` as arrays: chunk ids and their BM25 scores, best first. `among`:
+        only these chunk ids compete (the others' scores are zeroed before the cut)."""
         none = (np.zeros(0, np.int64), np.zeros(0, np.float32))
         if self.model is None or n < 1:
             return none
@@ -173,6 +176,8 @@ class LexicalIndex:
         if not known:
             return none
         scores = self.model.get_scores(known)
+        if among is not None:
+            scores = np.where(np.isin(self.chunk_ids, among), scores, 0)
         hits = np.flatnonzero(scores > 0)
         if len(hits) > n:
             hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]

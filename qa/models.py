@@ -7,9 +7,14 @@ contract's JSON: nothing downstream builds a second dict by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from qa.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,109 @@ class PriorTurn(_Frozen):
     def of(cls, answer: Answer) -> PriorTurn:
         """The turn an Answer makes, as the next question's history."""
         return cls(question=answer.question, quotes=tuple(q.ref() for q in answer.quotes))
+
+
+MAX_FILTER_ARTICLES = 100  # article ids one filter may name
+MAX_FILTER_CHARS = 512  # a source name or an article id
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class Filters(_Frozen):
+    """Which articles a question may be answered from: all conditions hold at once.
+
+    `since` and `until` are inclusive and compare with the date part of an article's
+    `published` (as written, whatever its time zone); an article without a date fails
+    both. `source` is an exact source name; `article` a list of article ids. Blank
+    values (an empty form field) mean "no condition". Hashable: part of the answer
+    cache key.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    source: str | None = None
+    article: tuple[str, ...] = ()
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_day(cls, value: Any) -> Any:
+        if value is None or isinstance(value, date):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"must be an ISO date (YYYY-MM-DD), not {value!r}")
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            if _ISO_DAY.fullmatch(text):
+                return date.fromisoformat(text)
+        except ValueError:
+            pass
+        raise ValueError(f"must be an ISO date (YYYY-MM-DD), not {text!r}")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"must be a source name, not {value!r}")
+        if len(value) > MAX_FILTER_CHARS:
+            raise ValueError(f"is {len(value)} characters long; the limit is {MAX_FILTER_CHARS}")
+        return value.strip() or None
+
+    @field_validator("article", mode="before")
+    @classmethod
+    def _articles(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ValueError("must be a list of article ids")
+        if len(value) > MAX_FILTER_ARTICLES:
+            raise ValueError(f"names {len(value)} articles; at most {MAX_FILTER_ARTICLES}")
+        for n, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"item {n} is not an article id (a non-empty string)")
+            if len(item) > MAX_FILTER_CHARS:
+                raise ValueError(f"item {n} is longer than {MAX_FILTER_CHARS} characters")
+        return tuple(dict.fromkeys(value))  # ids are exact: kept as given, repeats dropped
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Filters:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        return self
+
+    @classmethod
+    def of(cls, **values: Any) -> Filters | None:
+        """Filters from a face's fields; None when none is set. A bad value is an
+        InvalidInput naming the field, in one line."""
+        try:
+            filters = cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise InvalidInput(f"{where}: {message}" if where else message) from None
+        return filters if filters.active else None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.since or self.until or self.source or self.article)
+
+    def describe(self) -> str:
+        """The conditions in words, for a message."""
+        parts = []
+        if self.since:
+            parts.append(f"published since {self.since}")
+        if self.until:
+            parts.append(f"published until {self.until}")
+        if self.source:
+            parts.append(f"source {self.source!r}")
+        if self.article:
+            shown = ", ".join(repr(a) for a in self.article[:3])
+            more = f" and {len(self.article) - 3} more" if len(self.article) > 3 else ""
+            parts.append(f"article {shown}{more}")
+        return ", ".join(parts) or "no condition"
 
 
 class Health(_Frozen):

@@ -490,10 +490,14 @@ class QuoteSelector:
             for hit, f, o, b in zip(hits, features, ordering, before_spans, strict=True)
         ]
 
-    def score(self, candidates: list[Candidate], question: str = "") -> list[Candidate]:
+    def score(
+        self, candidates: list[Candidate], question: str = "", bonus: np.ndarray | None = None
+    ) -> list[Candidate]:
         """Scored candidates, best first (ties by position in the index). With a
         reader, the first score's READ best are read, and their final score
-        blends both; the others keep the first score, kept below theirs."""
+        blends both; the others keep the first score, kept below theirs. `bonus`
+        (logits, one per candidate) moves candidates in the ranking only, before
+        and after reading; their scores stay calibrated (qa.recency's)."""
         if not candidates:
             return []
         first = self.model.logit(np.stack([c.features for c in candidates]))
@@ -501,8 +505,10 @@ class QuoteSelector:
         if candidates[0].order_features is not None:
             order = self.model.logit(np.stack([c.order_features for c in candidates]))
         score, rank = first.copy(), order.copy()
+        lift = np.zeros(len(candidates)) if bonus is None else bonus
+        rank += lift
         if self.reader is not None and question:
-            best = np.lexsort(([c.hit.id for c in candidates], -order))[:READ]
+            best = np.lexsort(([c.hit.id for c in candidates], -rank))[:READ]
             picked = [candidates[i] for i in best.tolist()]
             readings = self.reader.read(
                 question, [c.text for c in picked], [c.before_text for c in picked]
@@ -510,7 +516,7 @@ class QuoteSelector:
             logits = np.array([r.logit for r in readings])
             sure = np.array([r.span_logit for r in readings])
             read_score = self.blend.logit(first[best], logits, sure)
-            read_rank = self.blend.logit(order[best], logits, sure)
+            read_rank = self.blend.logit(order[best], logits, sure) + lift[best]
             # Unread candidates stay below every read one, in their first order.
             floor_s, floor_r = read_score.min(), read_rank.min()
             score = np.minimum(score, floor_s - 1e-3)

@@ -29,14 +29,23 @@ class Passages:
 
 
 def retrieve(
-    snap: Snapshot, qvec: np.ndarray, qterms: list[str], prefer: Sequence[str] = ()
+    snap: Snapshot,
+    qvec: np.ndarray,
+    qterms: list[str],
+    prefer: Sequence[str] = (),
+    among: np.ndarray | None = None,
 ) -> Passages:
     """`prefer`: articles a follow-up question is about (those the previous answer
-    quoted); their best passages join the candidates and rank a little higher."""
-    dense_ids, dense_cos = snap.nearest_chunks(qvec, DENSE_K)
-    bm25_ids, bm25 = snap.best_by_terms(qterms, LEXICAL_K)
+    quoted); their best passages join the candidates and rank a little higher.
+    `among`: the only chunk ids (sorted) allowed, a filter's; both searches run
+    inside them, so the best passages within the filter are found however many
+    better ones lie outside it."""
+    dense_ids, dense_cos = snap.nearest_chunks(qvec, DENSE_K, among)
+    bm25_ids, bm25 = snap.best_by_terms(qterms, LEXICAL_K, among)
     ids = np.union1d(dense_ids, bm25_ids)  # sorted, so ties go to the lower id
     discussed = snap.chunks_of_articles(prefer) if prefer else np.zeros(0, np.int64)
+    if among is not None and len(discussed):
+        discussed = np.intersect1d(discussed, among)  # a discussed article outside the filter
     if len(discussed):
         own = snap.chunk_vectors(discussed) @ qvec
         best = np.argsort(-own, kind="stable")[:PREFERRED_KEPT]

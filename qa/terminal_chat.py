@@ -29,7 +29,7 @@ import click
 from qa.answering import Answerer
 from qa.conversation import MAX_TURNS  # the most earlier turns Answerer.ask takes
 from qa.errors import IndexEmpty, QAError
-from qa.models import Answer, PriorTurn
+from qa.models import Answer, Filters, PriorTurn
 from qa.render import answer_text, searched_for
 from qa.settings import Settings
 
@@ -50,14 +50,23 @@ class Reply:
 class ChatSession:
     """One conversation over an index: the quotes per answer and the turns so far."""
 
-    def __init__(self, answerer: Answerer, k: int | None = None, articles: int = 0) -> None:
+    def __init__(
+        self,
+        answerer: Answerer,
+        k: int | None = None,
+        articles: int = 0,
+        filters: Filters | None = None,
+    ) -> None:
         self.answerer = answerer
         self.k = answerer.settings.k if k is None else k
         self.articles = articles
+        self.filters = filters  # every answer of the session keeps to them
         self.turns: list[PriorTurn] = []
 
     @classmethod
-    def start(cls, settings: Settings, k: int | None = None) -> ChatSession:
+    def start(
+        cls, settings: Settings, k: int | None = None, filters: Filters | None = None
+    ) -> ChatSession:
         """Open the index and load the encoder now, so a missing or empty index stops
         the chat before the first question and the first answer comes quickly."""
         answerer = Answerer(settings)
@@ -67,7 +76,7 @@ class ChatSession:
                 f"the index at {settings.index_dir} has no articles: add some with `qa index PATH`"
             )
         _ = answerer.encoder
-        return cls(answerer, k, articles=snapshot.n_articles)
+        return cls(answerer, k, articles=snapshot.n_articles, filters=filters)
 
     def handle(self, line: str) -> Reply | None:
         """The reply to one line; None for a blank line (nothing to do)."""
@@ -80,7 +89,7 @@ class ChatSession:
 
     def ask(self, question: str) -> Reply:
         try:
-            answer = self.answerer.ask(question, self.k, history=tuple(self.turns))
+            answer = self.answerer.ask(question, self.k, tuple(self.turns), self.filters)
         except QAError as exc:
             return Reply(error=exc)  # the conversation goes on as it was
         self.turns = [*self.turns, PriorTurn.of(answer)][-MAX_TURNS:]

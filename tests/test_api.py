@@ -337,7 +337,7 @@ def test_wrong_method_is_405_json(client):
 
 def test_unexpected_exception_is_500_json_without_traceback(client):
     class Broken:
-        def ask(self, question, k=None, history=()):
+        def ask(self, question, k=None, history=(), filters=None):
             raise RuntimeError("secret internals")
 
     client.app.dependency_overrides[get_answerer] = Broken
@@ -552,7 +552,7 @@ def test_answering_runs_off_the_event_loop(seed_index):
     app = create_app(Settings(index_dir=seed_index))
 
     class Slow:
-        def ask(self, question, k=None, history=()):
+        def ask(self, question, k=None, history=(), filters=None):
             time.sleep(1.0)
             raise RuntimeError("never mind")
 

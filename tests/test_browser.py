@@ -182,6 +182,23 @@ def test_chat_answers_in_place_and_citation_highlights_the_quote(server, context
     assert watch.console_errors == []
 
 
+def test_chat_script_sends_the_filter_with_the_question(server, context):
+    page = context.new_page()
+    page.goto(server.base + "/")
+    page.evaluate("() => { window.__samePage = true; }")
+    page.locator("details.filters summary").click()
+    page.get_by_label("Published since").fill("2030-01-01")
+    ask_on_chat(page, K_SPACE)
+    expect(page.locator("#conversation .turn .not-found")).to_contain_text(
+        "No indexed article matches the filter (published since 2030-01-01)"
+    )
+    assert page.evaluate("() => window.__samePage === true"), "the page reloaded"
+    # Cleared, the same question is answered from the articles again.
+    page.get_by_label("Published since").fill("")
+    ask_on_chat(page, K_SPACE)
+    expect(page.locator("#conversation > .turn").nth(1).locator(".quote").first).to_be_visible()
+
+
 def test_a_second_question_is_appended_to_the_conversation(server, context):
     page = context.new_page()
     page.goto(server.base + "/")

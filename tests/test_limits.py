@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.answering import NOT_FOUND
+from qa.errors import IndexMissing
 from qa.models import Answer
 from qa.settings import Settings
 from qa.web.app import create_app
@@ -174,9 +175,14 @@ class SlowAnswerer:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def ask(self, question: str, k: int | None = None, history: object = ()) -> Answer:
+    def ask(
+        self, question: str, k: int | None = None, history: object = (), filters: object = None
+    ) -> Answer:
         time.sleep(self.seconds)
         return Answer(question=question, answered=False, answer=NOT_FOUND, quotes=[], took_ms=1.0)
+
+    def snapshot(self):
+        raise IndexMissing("a stand-in has no index")  # the page's filter lists no source
 
 
 async def _concurrent_asks(app, n: int) -> list[httpx.Response]:

@@ -290,7 +290,9 @@ def test_without_an_index_the_client_gets_a_server_error(tmp_path):
 
 # -- limits, CORS and the document, shared with /api ------------------------------------------
 class SlowAnswerer:
-    def ask(self, question: str, k: int | None = None, history: object = ()) -> Answer:
+    def ask(
+        self, question: str, k: int | None = None, history: object = (), filters: object = None
+    ) -> Answer:
         time.sleep(1.0)
         return Answer(question=question, answered=False, answer=NOT_FOUND, quotes=[], took_ms=1)
 

@@ -54,7 +54,9 @@ PER_GROUP = -(-len(PAYLOADS) // len(GROUPS))
 
 # Whatever an injection could leave in the DOM (open shadow roots included). The
 # templates and the widget make none of it: no inline script, handler or style
-# attribute, no embedded content, no javascript:/data: URL (but the favicon's "data:,").
+# attribute, no embedded content, no javascript:/data: URL (but the favicon's "data:,"),
+# no <details> but the chat form's own Filter control (a direct child of the form, where
+# no article text is ever shown; an injected one would still be caught by its handler).
 INJECTION_PROBE = """() => {
   const found = [];
   const roots = [document];
@@ -65,7 +67,8 @@ INJECTION_PROBE = """() => {
     for (const el of roots.pop().querySelectorAll('*')) {
       if (el.shadowRoot) roots.push(el.shadowRoot);
       const tag = el.tagName.toUpperCase();
-      if (banned.has(tag)) found.push(tag);
+      const own = tag === 'DETAILS' && el.matches('form.ask > details.filters');
+      if (banned.has(tag) && !own) found.push(tag);
       if (tag === 'SCRIPT' && !el.src) found.push('inline SCRIPT');
       if (tag === 'META' && el.httpEquiv) found.push('META http-equiv');
       for (const a of el.attributes) {

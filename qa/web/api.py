@@ -10,10 +10,22 @@ from fastapi.concurrency import run_in_threadpool
 
 from qa.answering import Answerer
 from qa.errors import IndexEmpty, InvalidInput
-from qa.models import Answer, ArticleDetail, ArticleSummary, Health, PriorTurn
+from qa.models import Answer, ArticleDetail, ArticleSummary, Filters, Health, PriorTurn
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.limits import AnswerSlots
-from qa.web.schemas import AskRequest, ErrorResponse, HistoryTurn
+from qa.web.schemas import (
+    ARTICLE_DOC,
+    DATE_FORMAT,
+    MAX_FILTER_ARTICLES,
+    MAX_FILTER_CHARS,
+    SINCE_DOC,
+    SOURCE_DOC,
+    UNTIL_DOC,
+    ArticleId,
+    AskRequest,
+    ErrorResponse,
+    HistoryTurn,
+)
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -30,11 +42,12 @@ async def answer_in_slot(
     question: str,
     k: int | None,
     history: Sequence[PriorTurn] = (),
+    filters: Filters | None = None,
 ) -> Answer:
     """`answerer.ask` in an answering slot: shared by every route that answers."""
     # Embedding and search are CPU-bound: keep them off the event loop, a few at a time.
     async with slots.slot():
-        return await run_in_threadpool(answerer.ask, question, k, history)
+        return await run_in_threadpool(answerer.ask, question, k, history, filters)
 
 
 def prior_turns(answerer: Answerer, history: Sequence[HistoryTurn]) -> list[PriorTurn]:
@@ -63,9 +76,12 @@ def check_history(answerer: Answerer, turns: Mapping[str, PriorTurn]) -> None:
 )
 async def ask_post(body: AskRequest, answerer: AnswererDep, slots: SlotsDep) -> Answer:
     """`answered` is false (and `quotes` empty) when the articles hold no answer.
-    With `history`, `standalone_question` says how a follow-up was understood."""
+    With `history`, `standalone_question` says how a follow-up was understood. With
+    filters, every quote satisfies them all; a filter no article satisfies is answered
+    "not found" (`answered` false) with an `answer` that says so."""
+    filters = body.filters()
     history = prior_turns(answerer, body.history)
-    return await answer_in_slot(answerer, slots, body.question, body.k, history)
+    return await answer_in_slot(answerer, slots, body.question, body.k, history, filters)
 
 
 @router.get(
@@ -87,8 +103,25 @@ async def ask_get(
         ),
     ],
     k: Annotated[int | None, Query(ge=1, le=20, description="Quotes at most.")] = None,
+    since: Annotated[
+        str | None, Query(description=SINCE_DOC, json_schema_extra=DATE_FORMAT)
+    ] = None,
+    until: Annotated[
+        str | None, Query(description=UNTIL_DOC, json_schema_extra=DATE_FORMAT)
+    ] = None,
+    source: Annotated[
+        str | None, Query(description=SOURCE_DOC, max_length=MAX_FILTER_CHARS)
+    ] = None,
+    article: Annotated[
+        list[ArticleId] | None,
+        Query(
+            description=ARTICLE_DOC + " Repeat the parameter for each.",
+            max_length=MAX_FILTER_ARTICLES,
+        ),
+    ] = None,
 ) -> Answer:
-    return await answer_in_slot(answerer, slots, q, k)
+    filters = Filters.of(since=since, until=until, source=source, article=article)
+    return await answer_in_slot(answerer, slots, q, k, (), filters)
 
 
 @router.get("/articles", response_model=list[ArticleSummary], summary="List indexed articles")

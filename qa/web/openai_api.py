@@ -149,9 +149,11 @@ async def chat_completions(
     """The reply's text is the answer with its numbered quotes and their sources; `qa`
     holds the Answer object. Send `qa` back on its assistant message so a follow-up
     knows what that reply quoted."""
+    filters = body.filters()
     question, earlier = conversation(body.messages)
     check_history(answerer, earlier)
-    answer = await answer_in_slot(answerer, slots, question, body.k, list(earlier.values()))
+    turns = list(earlier.values())
+    answer = await answer_in_slot(answerer, slots, question, body.k, turns, filters)
     content = chat_text(answer, _quote_link(request))
     prompt = sum(_words(m.text()) for m in body.messages)
     usage = Usage(

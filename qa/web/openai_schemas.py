@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from qa.models import Answer
-from qa.web.schemas import MAX_QUOTES, HistoryQuote
+from qa.web.schemas import MAX_QUOTES, FilterFields, HistoryQuote
 
 MODEL_ID = "qa"
 
@@ -53,10 +53,11 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(FilterFields):
     """The last user message is the question; the user messages before it, each with the
     quotes of the assistant reply that followed it, are the conversation so far (the
-    last 20 turns)."""
+    last 20 turns). Extensions: `k`, and the filters of `POST /api/ask` (`since`,
+    `until`, `source`, `article`)."""
 
     model: str = Field(MODEL_ID, max_length=256, description=f"Any name; `{MODEL_ID}` answers.")
     messages: list[ChatMessage] = Field(min_length=1)

@@ -2,8 +2,9 @@
 
 They work without JavaScript (forms post back, answers render on the server, and
 the earlier turns travel sealed in a hidden field so follow-up questions keep
-their context); `static/chat.js` then upgrades the chat to answer in place
-through /api/ask, sending the turns it shows as `history`.
+their context; the filter fields are part of the same form and stay set from
+one question to the next); `static/chat.js` then upgrades the chat to answer in
+place through /api/ask, sending the turns it shows as `history` and the filters.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from qa.answering import Answerer
 from qa.errors import QAError
-from qa.models import Answer, PriorTurn
+from qa.models import Answer, Filters, PriorTurn
 from qa.settings import Settings
 from qa.web.deps import AnswererDep, SealDep, SettingsDep, SlotsDep, TemplatesDep
 from qa.web.highlight import paragraphs, parse_span
@@ -52,6 +53,48 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class FilterForm:
+    """The filter fields as the form sent them, to check and to show again."""
+
+    since: str = ""
+    until: str = ""
+    source: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.since or self.until or self.source)
+
+    def filters(self) -> Filters | None:
+        """InvalidInput for a bad value (the page shows it like any other error)."""
+        return Filters.of(since=self.since, until=self.until, source=self.source)
+
+
+def filter_form(
+    since: Annotated[str, Form()] = "",
+    until: Annotated[str, Form()] = "",
+    source: Annotated[str, Form()] = "",
+) -> FilterForm:
+    return FilterForm(since.strip(), until.strip(), source.strip())
+
+
+def filter_query(since: str = "", until: str = "", source: str = "") -> FilterForm:
+    return FilterForm(since.strip(), until.strip(), source.strip())
+
+
+FilterFormDep = Annotated[FilterForm, Depends(filter_form)]
+FilterQueryDep = Annotated[FilterForm, Depends(filter_query)]
+
+
+def _sources(answerer: Answerer) -> list[str]:
+    """The indexed sources, for the filter's list; none while there is no index (the
+    page still opens, and asking says what is wrong)."""
+    try:
+        return answerer.snapshot().sources()
+    except QAError:
+        return []
+
+
+@dataclass(frozen=True)
 class ChatDeps:
     answerer: Answerer
     settings: Settings
@@ -76,7 +119,12 @@ HistoryForm = Annotated[str, Form(description="Sealed earlier turns (see qa.web.
 
 
 async def _chat(
-    request: Request, deps: ChatDeps, question: str | None, history: str | None, embed: bool
+    request: Request,
+    deps: ChatDeps,
+    question: str | None,
+    history: str | None,
+    embed: bool,
+    shown: FilterForm,
 ) -> Response:
     earlier = deps.seal.open(history)
     turns = [Turn(a.question, answer=a) for a in earlier]
@@ -85,8 +133,11 @@ async def _chat(
     if question is not None:
         history = [PriorTurn.of(a) for a in earlier]
         try:
+            filters = shown.filters()
             async with deps.slots.slot():
-                answer = await run_in_threadpool(deps.answerer.ask, question, None, history)
+                answer = await run_in_threadpool(
+                    deps.answerer.ask, question, None, history, filters
+                )
         except QAError as exc:
             turns.append(Turn(question, error=ErrorDetail(code=exc.code, message=exc.message)))
             status, draft = exc.status, question
@@ -101,35 +152,50 @@ async def _chat(
         "embed": embed,
         "link_target": "_blank" if embed else None,
         "form_action": request.url_for("embed" if embed else "chat"),
+        "filters": shown,
+        "sources": await run_in_threadpool(_sources, deps.answerer),
     }
     name = "embed.html" if embed else "chat.html"
     return deps.templates.TemplateResponse(request, name, context, status_code=status)
 
 
 @router.get("/", name="chat")
-async def chat_page(request: Request, deps: ChatDep, q: str | None = None) -> Response:
-    """The chat; `/?q=...` answers a question straight from a link."""
-    return await _chat(request, deps, q, None, embed=False)
+async def chat_page(
+    request: Request, deps: ChatDep, shown: FilterQueryDep, q: str | None = None
+) -> Response:
+    """The chat; `/?q=...` answers a question straight from a link (with `since`,
+    `until` and `source`, within those filters)."""
+    return await _chat(request, deps, q, None, embed=False, shown=shown)
 
 
 @router.post("/")
 async def chat_post(
-    request: Request, deps: ChatDep, question: QuestionForm = "", history: HistoryForm = ""
+    request: Request,
+    deps: ChatDep,
+    shown: FilterFormDep,
+    question: QuestionForm = "",
+    history: HistoryForm = "",
 ) -> Response:
-    return await _chat(request, deps, question, history, embed=False)
+    return await _chat(request, deps, question, history, embed=False, shown=shown)
 
 
 @router.get("/embed", name="embed")
-async def embed_page(request: Request, deps: ChatDep, q: str | None = None) -> Response:
+async def embed_page(
+    request: Request, deps: ChatDep, shown: FilterQueryDep, q: str | None = None
+) -> Response:
     """The chat alone, for `<iframe>`s on other sites (links open in a new tab)."""
-    return await _chat(request, deps, q, None, embed=True)
+    return await _chat(request, deps, q, None, embed=True, shown=shown)
 
 
 @router.post("/embed")
 async def embed_post(
-    request: Request, deps: ChatDep, question: QuestionForm = "", history: HistoryForm = ""
+    request: Request,
+    deps: ChatDep,
+    shown: FilterFormDep,
+    question: QuestionForm = "",
+    history: HistoryForm = "",
 ) -> Response:
-    return await _chat(request, deps, question, history, embed=True)
+    return await _chat(request, deps, question, history, embed=True, shown=shown)
 
 
 @router.get("/articles", name="articles_page")

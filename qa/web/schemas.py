@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from pydantic import (
     BaseModel,
@@ -15,7 +16,14 @@ from pydantic import (
 )
 
 from qa.conversation import MAX_TURNS
-from qa.models import IndexReport, PriorTurn, QuoteRef
+from qa.models import (
+    MAX_FILTER_ARTICLES,
+    MAX_FILTER_CHARS,
+    Filters,
+    IndexReport,
+    PriorTurn,
+    QuoteRef,
+)
 
 MAX_QUOTES = 20  # quotes per earlier turn: what k allows at most
 MAX_OFFSET = 1_000_000_000  # far beyond any article (files over 20 MB are not indexed)
@@ -71,7 +79,38 @@ class HistoryTurn(BaseModel):
         return PriorTurn(question=self.question, quotes=tuple(q.ref() for q in self.quotes))
 
 
-class AskRequest(BaseModel):
+SINCE_DOC = "Only articles published on or after this date (YYYY-MM-DD); undated ones are left out."
+UNTIL_DOC = (
+    "Only articles published on or before this date (YYYY-MM-DD); undated ones are left out."
+)
+SOURCE_DOC = "Only articles from this source (its exact name)."
+ARTICLE_DOC = f"Only these articles (ids; at most {MAX_FILTER_ARTICLES})."
+ArticleId = Annotated[str, Field(min_length=1, max_length=MAX_FILTER_CHARS)]
+DATE_FORMAT = {"format": "date"}
+
+
+class FilterFields(BaseModel):
+    """The filters a question may carry: every quote of the answer satisfies them all.
+    Checked by `qa.models.Filters` (the one place that knows the rules)."""
+
+    since: str | None = Field(
+        None, description=SINCE_DOC, examples=["2023-01-01"], json_schema_extra=DATE_FORMAT
+    )
+    until: str | None = Field(
+        None, description=UNTIL_DOC, examples=["2023-12-31"], json_schema_extra=DATE_FORMAT
+    )
+    source: str | None = Field(None, max_length=MAX_FILTER_CHARS, description=SOURCE_DOC)
+    article: list[ArticleId] = Field(
+        default_factory=list, max_length=MAX_FILTER_ARTICLES, description=ARTICLE_DOC
+    )
+
+    def filters(self) -> Filters | None:
+        return Filters.of(
+            since=self.since, until=self.until, source=self.source, article=self.article
+        )
+
+
+class AskRequest(FilterFields):
     """Body of `POST /api/ask`. Unknown fields are ignored so clients can send extras."""
 
     question: str = Field(

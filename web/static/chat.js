@@ -2,7 +2,7 @@
 // Without JavaScript the same form posts to the server, which renders the answer.
 // Everything from the network is inserted as text (textContent), never parsed as HTML.
 // The turns shown are sent back as `history`, so a follow-up question keeps its context;
-// "New conversation" forgets them.
+// "New conversation" forgets them. The filter fields travel with every question.
 (function () {
   "use strict";
 
@@ -151,13 +151,22 @@
     box.append(p);
   }
 
+  // The filter fields of the same form, as /api/ask takes them (empty ones are left out).
+  function withFilters(body) {
+    ["since", "until", "source"].forEach(function (name) {
+      var field = form.elements.namedItem(name);
+      if (field && field.value) body[name] = field.value;
+    });
+    return body;
+  }
+
   async function ask(question) {
     var response;
     try {
       response = await fetch(apiUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ question: question, history: history }),
+        body: JSON.stringify(withFilters({ question: question, history: history })),
       });
     } catch (e) {
       throw new Error("The server could not be reached. Check that it is running and try again.");
