@@ -8,6 +8,7 @@ contract's JSON: nothing downstream builds a second dict by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -137,10 +138,37 @@ class PriorTurn(_Frozen):
         return cls(question=answer.question, quotes=tuple(q.ref() for q in answer.quotes))
 
 
+class SourceStatus(_Frozen):
+    """How a source's refreshes go, as `/api/health` shows it (no location: it may be
+    an intranet address)."""
+
+    id: int
+    name: str
+    kind: Literal["web", "folder"]
+    status: Literal["new", "ok", "partial", "failed"] = Field(
+        description="new: never refreshed; partial: some pages failed; failed: the last "
+        "refresh published nothing (see error)."
+    )
+    last_refresh: str | None = Field(None, description="When the last refresh ended (ISO).")
+    next_due: str | None = Field(None, description="When it is next refreshed (ISO).")
+    error: str | None = None
+
+
+class SourceInfo(SourceStatus):
+    """One registered source, as `qa sources list` shows it."""
+
+    location: str
+    every: str = Field(description='How often it is refreshed, e.g. "30m".')
+    articles: int = Field(description="Articles last indexed from it.")
+
+
 class Health(_Frozen):
     status: str
     articles: int
     chunks: int
+    sources: list[SourceStatus] = Field(
+        default_factory=list, description="Registered sources and how their refreshes went."
+    )
 
 
 class IndexReport(_Frozen):
@@ -155,3 +183,19 @@ class IndexReport(_Frozen):
     chunks: int = 0
     seconds: float = 0.0
     problems: list[str] = Field(default_factory=list)
+
+
+class RefreshReport(_Frozen):
+    """What one refresh of one source did; `error` set means nothing was published."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    listed: int = 0  # article URLs (or files) the source lists
+    requested: int = 0  # HTTP requests sent, robots.txt and listings included
+    downloaded: int = 0  # answers with a body (200)
+    not_modified: int = 0  # 304 answers: unchanged, nothing downloaded
+    skipped: int = 0  # over the page cap, disallowed by robots.txt, or unchanged (lastmod)
+    index: IndexReport = Field(default_factory=IndexReport)
+    problems: list[str] = Field(default_factory=list)  # per page; the run went on
+    seconds: float = 0.0
