@@ -29,8 +29,11 @@ from .feed_server import SiteServer, site_with
 
 
 @pytest.fixture
-def site() -> Iterator[SiteServer]:
-    with SiteServer(site_with(50)) as server:
+def site(request) -> Iterator[SiteServer]:
+    """The site, with 8 articles (50 for a test marked `articles(50)`): embedding is
+    what takes the time, so only the headline test indexes the 50."""
+    marker = request.node.get_closest_marker("articles")
+    with SiteServer(site_with(marker.args[0] if marker else 8)) as server:
         yield server
 
 
@@ -57,6 +60,7 @@ def current(index_dir: Path) -> str:
     return (index_dir / "CURRENT").read_text()
 
 
+@pytest.mark.articles(50)
 def test_a_feed_of_50_articles_is_indexed_then_kept_in_sync(site, env):
     feed = site.base + "/feed.xml"
     assert qa("sources", "add", feed, "--every", "30m")[0] == 0
@@ -115,7 +119,7 @@ def test_a_feed_of_50_articles_is_indexed_then_kept_in_sync(site, env):
 def test_a_sitemap_index_with_a_news_sitemap_is_indexed_and_lastmod_spares_requests(site, env):
     code, out, err = qa("index", site.base + "/sitemap.xml")
     assert code == 0, err
-    assert "50 added" in out
+    assert "8 added" in out
     article = articles_by_url(env)[site.base + "/news/harvest-003"]
     assert article.title == "Dovecote harvest report number 3"
     assert article.published == "2024-04-04T08:30:00+00:00"
@@ -169,7 +173,7 @@ def test_page_errors_are_counted_and_the_rest_is_indexed(site, env):
     site.site.extra_links = ["/news/no-such-page"]
     qa("sources", "add", site.base + "/feed.xml")
     [report] = refresh_sources(SourceRegistry(env).all(), Settings())
-    assert report.ok and report.index.added == 50
+    assert report.ok and report.index.added == 8
     assert report.problems == [
         f"{site.base}/news/no-such-page: the page answered HTTP 404, not 200"
     ]
@@ -178,13 +182,13 @@ def test_page_errors_are_counted_and_the_rest_is_indexed(site, env):
 
 
 def test_the_page_cap_takes_a_long_feed_in_over_several_runs(site, env, monkeypatch):
-    monkeypatch.setenv("QA_CRAWL_MAX_PAGES", "30")
+    monkeypatch.setenv("QA_CRAWL_MAX_PAGES", "5")
     qa("sources", "add", site.base + "/feed.xml")
-    code, out, _ = qa("refresh")
-    assert "30 added" in out and "20 skipped" in out
-    _code, out, _ = qa("refresh")
-    assert "20 added" in out  # the new URLs first
-    assert len(articles_by_url(env)) == 50
+    out = qa("refresh")[1]
+    assert "5 added" in out and "3 skipped" in out
+    out = qa("refresh")[1]
+    assert "3 added" in out  # the new URLs first
+    assert len(articles_by_url(env)) == 8
 
 
 def test_a_folder_source_is_read_again_when_its_files_change(tmp_path, index_dir, monkeypatch):
@@ -220,11 +224,11 @@ def test_sources_rm_keeps_articles_unless_pruned(site, env):
     qa("sources", "add", site.base + "/feed.xml")
     qa("refresh")
     assert qa("sources", "rm", "1")[0] == 0
-    assert len(articles_by_url(env)) == 50
+    assert len(articles_by_url(env)) == 8
     qa("sources", "add", site.base + "/feed.xml")
     qa("refresh")
     _code, out, _ = qa("sources", "rm", site.base + "/feed.xml", "--prune")
-    assert "50 articles removed" in out
+    assert "8 articles removed" in out
     assert qa("sources")[2].strip() == "0 sources"
 
 
