@@ -22,7 +22,10 @@ INDEX_DIR_HELP = "Index directory (default: $QA_INDEX_DIR, else ./index)."
 
 
 def _settings(index_dir: Path | None, **overrides: Any):
+    import re
+
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from qa.settings import Settings
 
@@ -31,6 +34,10 @@ def _settings(index_dir: Path | None, **overrides: Any):
         values["index_dir"] = index_dir
     try:
         return Settings(**values)
+    except SettingsError as exc:  # a list setting (QA_FETCH_ALLOW...) that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"QA_{found.group(1).upper()}" if found else "a QA_* variable"
+        raise InvalidInput(f"{name} must be a JSON list, e.g. '[\"10.0.0.0/8\"]'") from None
     except ValidationError as exc:
         # A bad QA_* variable (or option): name it and say what it must be, in one line.
         first = exc.errors()[0]

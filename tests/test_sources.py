@@ -250,10 +250,17 @@ def test_bad_input_is_one_line_and_changes_nothing(args, message, index_dir, mon
     assert SourceRegistry(index_dir).all() == []
 
 
-def test_a_bad_allow_list_entry_is_named(index_dir, monkeypatch):
-    monkeypatch.setenv("QA_FETCH_ALLOW", '["10.0.0.0/8", "0x7f.1"]')
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ('["10.0.0.0/8", "0x7f.1"]', "'0x7f.1' is not a host, address or range"),
+        ("10.0.0.0/8", "QA_FETCH_ALLOW must be a JSON list"),
+    ],
+)
+def test_a_bad_allow_list_is_one_clear_line(value, message, index_dir, monkeypatch):
+    monkeypatch.setenv("QA_FETCH_ALLOW", value)
     code, _, err = qa("sources", "--index-dir", str(index_dir))
-    assert code == 1 and "'0x7f.1' is not a host, address or range" in err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_durations():

@@ -125,9 +125,11 @@ def refresh_one(
             collected = collect_web(source, crawler, settings, prune=prune)
         if stop is not None and stop.is_set():
             raise SourceUnreadable("the refresh was stopped before it finished")
-        index = index_batches(
-            collected.batches, store, export_onnx=settings.export_onnx, remove=collected.remove
-        )
+        index = IndexReport()
+        if collected.batches or collected.remove:  # else no lock, no copy, no version
+            index = index_batches(
+                collected.batches, store, export_onnx=settings.export_onnx, remove=collected.remove
+            )
     except QAError as exc:
         return _report(source, started, crawler, error=exc.message), None
     problems = collected.problems + index.problems
