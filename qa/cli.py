@@ -22,7 +22,10 @@ INDEX_DIR_HELP = "Index directory (default: $QA_INDEX_DIR, else ./index)."
 
 
 def _settings(index_dir: Path | None, **overrides: Any):
+    import re
+
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from qa.settings import Settings
 
@@ -31,6 +34,10 @@ def _settings(index_dir: Path | None, **overrides: Any):
         values["index_dir"] = index_dir
     try:
         return Settings(**values)
+    except SettingsError as exc:  # a list setting (QA_FETCH_ALLOW...) that is not JSON
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = f"QA_{found.group(1).upper()}" if found else "a QA_* variable"
+        raise InvalidInput(f"{name} must be a JSON list, e.g. '[\"10.0.0.0/8\"]'") from None
     except ValidationError as exc:
         # A bad QA_* variable (or option): name it and say what it must be, in one line.
         first = exc.errors()[0]
@@ -113,20 +120,25 @@ def main() -> None:
     """Answer questions about a collection of articles by quoting them."""
 
 
+def _is_url(arg: str) -> bool:
+    return arg.lower().startswith(("http://", "https://"))
+
+
 @main.command("index")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1)
 @click.option(
     "--rebuild", is_flag=True, help="Re-chunk and re-embed every stored article (after an upgrade)."
 )
 @index_dir_option
 @clean_errors
-def index_cmd(paths: tuple[Path, ...], rebuild: bool, index_dir: Path | None) -> None:
-    """Add or update the articles in PATHS (files or folders, recursively).
+def index_cmd(paths: tuple[str, ...], rebuild: bool, index_dir: Path | None) -> None:
+    """Add or update the articles in PATHS: files or folders (recursively), or URLs of
+    an RSS/Atom feed, a sitemap or a page (each linked article is fetched).
 
     Formats: .txt, .md, .html/.htm, .json, .jsonl. Unchanged articles are not
-    re-embedded; edited ones replace their old version.
+    re-embedded; edited ones replace their old version. All of it is one update.
     """
-    from qa.indexer import index_paths, rebuild_index
+    from qa.indexer import index_batches, read_file_batches, rebuild_index
     from qa.readers import iter_article_files
     from qa.store import IndexStore
 
@@ -141,21 +153,33 @@ def index_cmd(paths: tuple[Path, ...], rebuild: bool, index_dir: Path | None) ->
         if not paths:
             return
     elif not paths:
-        raise click.UsageError("give at least one PATH (or --rebuild)")
-    files = list(iter_article_files(paths))
-    if not files:
-        raise click.ClickException("no article files found in " + ", ".join(map(str, paths)))
-    if sys.stderr.isatty():
+        raise click.UsageError("give at least one PATH or URL (or --rebuild)")
+    urls = [p for p in paths if _is_url(p)]
+    local = [Path(p) for p in paths if not _is_url(p)]
+    files = list(iter_article_files(local)) if local else []
+    if local and not files:
+        raise click.ClickException("no article files found in " + ", ".join(map(str, local)))
+    batches: list = []
+    if urls:
+        from qa.sources.refresh import collect_url
+
+        for url in urls:  # a source that cannot be read at all stops here: nothing indexed
+            collected = collect_url(url, settings)
+            click.echo(f"{url}: {collected.listed} articles listed", err=True)
+            batches.extend(collected.batches)
+            batches.extend(("request", [], [p]) for p in collected.problems)
+    if sys.stderr.isatty() and files:
         with click.progressbar(length=len(files), label="indexing", file=sys.stderr) as bar:
-            report = index_paths(
-                paths,
+            report = index_batches(
+                [*batches, *read_file_batches(files)],
                 store,
-                files=files,
                 export_onnx=settings.export_onnx,
                 on_file=lambda _p: bar.update(1),
             )
     else:
-        report = index_paths(paths, store, files=files, export_onnx=settings.export_onnx)
+        report = index_batches(
+            [*batches, *read_file_batches(files)], store, export_onnx=settings.export_onnx
+        )
     if report.problems and not (
         report.added or report.updated or report.unchanged or report.duplicates
     ):
@@ -170,6 +194,133 @@ def index_cmd(paths: tuple[Path, ...], rebuild: bool, index_dir: Path | None) ->
         f"{duplicates}, {report.skipped} skipped; {report.chunks} chunks in "
         f"{report.seconds:.1f} s → {settings.index_dir}"
     )
+
+
+@main.group("sources", invoke_without_command=True)
+@index_dir_option
+@click.pass_context
+def sources_group(ctx: click.Context, index_dir: Path | None) -> None:
+    """Feeds, sitemaps, pages and folders kept in sync (default: list them)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(sources_list, index_dir=index_dir)
+
+
+@sources_group.command("add")
+@click.argument("location")
+@click.option(
+    "--every", default="1h", show_default=True, help="How often to refresh it: 30m, 2h, 1d..."
+)
+@click.option("--name", default=None, help="Source name given to its articles (for filters).")
+@index_dir_option
+@clean_errors
+def sources_add(location: str, every: str, name: str | None, index_dir: Path | None) -> None:
+    """Register LOCATION (a feed, sitemap or page URL, or a local folder) as a source.
+
+    `qa refresh` reads it now; `qa serve` refreshes it whenever it is due.
+    """
+    from qa.sources.durations import parse_duration
+    from qa.sources.registry import SourceRegistry
+
+    settings = _settings(index_dir)
+    seconds = parse_duration(every)
+    if _is_url(location):
+        import contextlib
+
+        from qa.errors import FetchFailed
+        from qa.fetch import Fetcher
+
+        # A refused address is refused now, not at every refresh; no DNS answer today
+        # is no reason to refuse (the refresh says so if it lasts).
+        with contextlib.suppress(FetchFailed):
+            Fetcher.from_settings(settings).vet(location)
+        kind, where = "web", location.strip()
+    else:
+        folder = Path(location).expanduser()
+        if not folder.is_dir():
+            raise click.ClickException(f"{location}: not a folder (nor an http(s) URL)")
+        kind, where = "folder", str(folder.resolve())
+    if name is not None and not name.strip():
+        raise click.ClickException("--name must not be empty")
+    source = SourceRegistry(settings.index_dir).add(
+        where, kind, seconds, name.strip() if name else None
+    )
+    click.echo(f"added source {source.id}: {where} (every {every}); `qa refresh` reads it now")
+
+
+@sources_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@index_dir_option
+@clean_errors
+def sources_list(as_json: bool = False, index_dir: Path | None = None) -> None:
+    """List sources: id, status, period, articles, last and next refresh, name, location."""
+    from qa.render import sources_text
+    from qa.sources.registry import SourceRegistry
+
+    infos = [s.info() for s in SourceRegistry(_settings(index_dir).index_dir).all()]
+    if as_json:
+        click.echo(json.dumps([i.model_dump() for i in infos], indent=2, ensure_ascii=False))
+        return
+    if infos:
+        click.echo(sources_text(infos))
+    click.echo(f"{len(infos)} sources", err=True)
+
+
+@sources_group.command("rm")
+@click.argument("source")
+@click.option("--prune", is_flag=True, help="Also remove the articles it indexed.")
+@index_dir_option
+@clean_errors
+def sources_rm(source: str, prune: bool, index_dir: Path | None) -> None:
+    """Forget SOURCE (its id or location); its articles stay unless --prune."""
+    from qa.indexer import remove_articles
+    from qa.sources.refresh import refresh_lock
+    from qa.sources.registry import SourceRegistry
+    from qa.store import IndexStore
+
+    settings = _settings(index_dir)
+    registry = SourceRegistry(settings.index_dir)
+    with refresh_lock(settings.index_dir):  # never under a refresh of the same source
+        found = registry.get(source)
+        removed: list[str] = []
+        if prune and found.article_ids():
+            removed = remove_articles(IndexStore(settings.index_dir), sorted(found.article_ids()))
+        registry.remove(found)
+    click.echo(f"removed source {found.id}: {found.location}; {len(removed)} articles removed")
+
+
+@main.command("refresh")
+@click.argument("source", required=False)
+@click.option(
+    "--prune", is_flag=True, help="Remove articles whose page or file is no longer listed."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@index_dir_option
+@clean_errors
+def refresh_cmd(source: str | None, prune: bool, as_json: bool, index_dir: Path | None) -> None:
+    """Read every source again (or only SOURCE, by id or location) into the index.
+
+    Each source is one update, published only when it could be read; a failed one is
+    reported (and in `qa sources list`) and the others go on. Exit status 1 if any failed.
+    """
+    from qa.render import refresh_report_text
+    from qa.sources.refresh import refresh_sources
+    from qa.sources.registry import SourceRegistry
+
+    settings = _settings(index_dir)
+    registry = SourceRegistry(settings.index_dir)
+    sources = [registry.get(source)] if source else registry.all()
+    if not sources:
+        raise click.ClickException("no sources: add one with `qa sources add URL`")
+    reports = refresh_sources(sources, settings, prune=prune)
+    if as_json:
+        click.echo(json.dumps([r.model_dump() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            click.echo(refresh_report_text(report))
+            for problem in report.problems:
+                click.echo(f"  page error: {problem}", err=True)
+    if any(r.error for r in reports):
+        sys.exit(1)
 
 
 @main.command("ask")

@@ -102,6 +102,23 @@ class FetchFailed(QAError):
     code = "fetch_failed"
     status = 502
 
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status  # the remote server's error status, when it sent one
+
+
+class SourceUnreadable(QAError):
+    """A source (feed, sitemap, page or folder) could not be read at all: nothing is
+    published from that refresh."""
+
+    code = "source_unreadable"
+    status = 502
+
+
+class SourceNotFound(QAError):
+    code = "source_not_found"
+    status = 404
+
 
 class RateLimited(QAError):
     code = "rate_limited"

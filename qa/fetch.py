@@ -12,6 +12,11 @@ to the vetted IP itself (Host header and TLS SNI carry the name), so a DNS answe
 that changes between check and connect (rebinding) is never used. Redirects are
 followed by hand, at most five; the body is streamed and cut off at the size cap;
 the whole fetch has one deadline.
+
+Private addresses on purpose: an operator may name hosts or address ranges in an
+`AllowList` (`QA_FETCH_ALLOW`), e.g. an intranet feed. Only what it names is admitted,
+on every hop alike; everything else stays refused. A fetch may also be conditional
+(ETag / Last-Modified from an earlier fetch): a 304 comes back as a body-less `Page`.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ import codecs
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from qa import __version__
 from qa.errors import FetchFailed, FetchRefused
+
+if TYPE_CHECKING:
+    from qa.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressCheck = Callable[[IPAddress, int], bool]
@@ -42,6 +51,15 @@ ALLOWED_TYPES: dict[str, str] = {
     "text/markdown": ".md",
     "application/json": ".json",
 }
+# Feeds and sitemaps, fetched by qa.sources only: never read as articles themselves.
+LISTING_TYPES: dict[str, str] = {
+    "application/rss+xml": ".xml",
+    "application/atom+xml": ".xml",
+    "application/rdf+xml": ".xml",
+    "application/xml": ".xml",
+    "text/xml": ".xml",
+}
+USER_AGENT = f"qa/{__version__} (article ingest and feed refresh)"
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -136,20 +154,109 @@ def resolve_host(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
+@dataclass(frozen=True)
+class _AllowRule:
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None  # or a host name
+    name: str | None
+    port: int | None  # None: any port
+
+    def admits(self, address: IPAddress, port: int, name: str | None) -> bool:
+        if self.port is not None and port != self.port:
+            return False
+        if self.network is not None:
+            return address in self.network
+        return name is not None and name == self.name
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Private hosts an operator allows on purpose: `10.0.0.0/8`, `192.168.1.20`,
+    `feeds.intranet`, each optionally with a port (`127.0.0.1:8080`, `[fd00::1]:443`,
+    `feeds.intranet:8443`). A name admits whatever it resolves to, only when the URL
+    names that host; a network admits its addresses under any name."""
+
+    rules: tuple[_AllowRule, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> AllowList:
+        """Raise ValueError naming the first entry that is neither a host nor a range."""
+        return cls(tuple(_allow_rule(entry) for entry in entries))
+
+    def admits(self, address: IPAddress, port: int, name: str | None = None) -> bool:
+        return any(rule.admits(address, port, name) for rule in self.rules)
+
+    def names(self, host: str) -> bool:
+        """True when a rule names this host (so 'localhost' may be fetched if listed)."""
+        return any(rule.name == host for rule in self.rules)
+
+
+def _allow_rule(entry: str) -> _AllowRule:
+    text = entry.strip().lower()
+    bad = ValueError(
+        f"{entry!r} is not a host, address or range (e.g. 10.0.0.0/8, 127.0.0.1:8080, "
+        "feeds.intranet)"
+    )
+    if not text:
+        raise bad
+    host, port = text, None
+    if text.startswith("["):  # [v6] or [v6]:port
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise bad
+            port = int(rest[1:])
+    elif text.count(":") == 1:  # v4, name or range with a port (bare v6 has more colons)
+        host, _, digits = text.partition(":")
+        if not digits.isdigit():
+            raise bad
+        port = int(digits)
+    if port is not None and not 1 <= port <= 65535:
+        raise bad
+    try:
+        return _AllowRule(ipaddress.ip_network(host, strict=False), None, port)
+    except ValueError:
+        pass
+    name = host.rstrip(".")
+    labels = name.split(".")
+    if not all(label and len(label) <= 63 and label.replace("-", "").isalnum() for label in labels):
+        raise bad
+    if literal_address(name) is not None:  # '127.1' and the like: spell addresses plainly
+        raise bad
+    return _AllowRule(None, name, port)
+
+
 # --------------------------------------------------------------------------- pages
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a server said about a page's version, sent back to ask 'has it changed?'."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        found = {"If-None-Match": self.etag, "If-Modified-Since": self.last_modified}
+        return {k: v for k, v in found.items() if v}
 
 
 @dataclass(frozen=True)
 class Page:
     url: str  # after redirects, as the caller would write it (not the pinned IP)
-    media_type: str  # one of ALLOWED_TYPES
+    media_type: str  # one of the accepted types ("" for a 304)
     charset: str | None
     body: bytes
+    status: int = 200  # or 304: not modified since the validators sent (no body)
+    validators: Validators = field(default_factory=Validators)
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
     @property
     def suffix(self) -> str:
         """The file suffix whose reader parses this page."""
-        return ALLOWED_TYPES[self.media_type]
+        return ALLOWED_TYPES.get(self.media_type) or LISTING_TYPES.get(self.media_type, "")
 
     def text_bytes(self) -> bytes:
         """The body re-encoded as UTF-8 when the server declared another charset, so the
@@ -189,7 +296,7 @@ class Fetcher:
 
     `is_allowed` and `resolve` are injectable so tests can allow one local server
     (and fake DNS answers) without weakening the default; `transport` lets them
-    observe requests without a network.
+    observe requests without a network. `allow` is the operator's allow-list.
     """
 
     def __init__(
@@ -201,6 +308,7 @@ class Fetcher:
         is_allowed: AddressCheck = is_public_address,
         resolve: Resolver = resolve_host,
         transport: httpx.BaseTransport | None = None,
+        allow: AllowList | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -208,12 +316,30 @@ class Fetcher:
         self.is_allowed = is_allowed
         self.resolve = resolve
         self.transport = transport
+        self.allow = allow or AllowList()
 
-    def fetch(self, url: str) -> Page:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Fetcher:
+        return cls(
+            max_bytes=settings.fetch_max_bytes,
+            timeout=settings.fetch_timeout,
+            allow=AllowList.parse(settings.fetch_allow),
+        )
+
+    def fetch(
+        self,
+        url: str,
+        *,
+        types: Mapping[str, str] = ALLOWED_TYPES,
+        validators: Validators | None = None,
+    ) -> Page:
+        """GET `url`, accepting only the media `types`; with `validators`, a conditional
+        GET whose answer may be a 304 Page (no body)."""
         deadline = time.monotonic() + self.timeout
+        extra = validators.headers() if validators else {}
         for hop in range(self.max_redirects + 1):
             vetted = self.vet(url, redirected=hop > 0)
-            result = self._get(vetted, deadline)
+            result = self._get(vetted, deadline, types, extra)
             if isinstance(result, Page):
                 return result
             try:
@@ -247,7 +373,7 @@ class Fetcher:
         if address is not None:
             addresses = [address]
             name = None
-        elif host == "localhost" or host.endswith(".localhost"):
+        elif (host == "localhost" or host.endswith(".localhost")) and not self.allow.names(host):
             raise FetchRefused(f"{what} is refused: {host} is not a public host")
         else:
             try:
@@ -257,7 +383,7 @@ class Fetcher:
             addresses = self.resolve(name, port)
         if not addresses:
             raise FetchFailed(f"cannot resolve the host name {host}")
-        if not all(self.is_allowed(a, port) for a in addresses):
+        if not all(self.is_allowed(a, port) or self.allow.admits(a, port, name) for a in addresses):
             which = "is not" if name is None else "resolves to something other than"
             raise FetchRefused(f"{what} is refused: {host} {which} a public address")
 
@@ -272,15 +398,18 @@ class Fetcher:
         host_header = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
         return _Hop(url=url, pinned=pinned, host_header=host_header, sni=name)
 
-    def _get(self, hop: _Hop, deadline: float) -> Page | str:
+    def _get(
+        self, hop: _Hop, deadline: float, types: Mapping[str, str], extra: Mapping[str, str]
+    ) -> Page | str:
         """GET one hop: the Page, or the Location of a redirect."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchFailed(f"the page did not arrive within {self.timeout:g} seconds")
         headers = {
+            **extra,
             "Host": hop.host_header,
-            "User-Agent": f"qa/{__version__} (article ingest)",
-            "Accept": ", ".join(ALLOWED_TYPES),
+            "User-Agent": USER_AGENT,
+            "Accept": ", ".join(types),
             "Accept-Encoding": "identity",  # no decompression bombs to defuse
         }
         extensions = {"sni_hostname": hop.sni} if hop.sni and hop.pinned.scheme == "https" else {}
@@ -295,7 +424,7 @@ class Fetcher:
                 ) as client,
                 client.stream("GET", hop.pinned, headers=headers, extensions=extensions) as resp,
             ):
-                return self._read(hop, resp, deadline)
+                return self._read(hop, resp, deadline, types)
         except httpx.TimeoutException:
             raise FetchFailed(f"the page did not arrive within {self.timeout:g} seconds") from None
         except httpx.ConnectError:
@@ -303,17 +432,27 @@ class Fetcher:
         except httpx.HTTPError:
             raise FetchFailed("the page's server sent a broken response") from None
 
-    def _read(self, hop: _Hop, resp: httpx.Response, deadline: float) -> Page | str:
+    def _read(
+        self, hop: _Hop, resp: httpx.Response, deadline: float, types: Mapping[str, str]
+    ) -> Page | str:
         if resp.status_code in _REDIRECTS:
             location = resp.headers.get("location", "").strip()
             if not location:
                 raise FetchFailed(f"the page answered HTTP {resp.status_code} without a Location")
             return location
+        validators = Validators(
+            etag=resp.headers.get("etag") or None,
+            last_modified=resp.headers.get("last-modified") or None,
+        )
+        if resp.status_code == 304:
+            return Page(hop.url, "", None, b"", status=304, validators=validators)
         if resp.status_code != 200:
-            raise FetchFailed(f"the page answered HTTP {resp.status_code}, not 200")
+            raise FetchFailed(
+                f"the page answered HTTP {resp.status_code}, not 200", http_status=resp.status_code
+            )
         media_type, charset = _parse_content_type(resp.headers.get("content-type", ""))
-        if media_type not in ALLOWED_TYPES:
-            kinds = ", ".join(ALLOWED_TYPES)
+        if media_type not in types:
+            kinds = ", ".join(types)
             shown = media_type or "of no declared type"
             raise FetchRefused(f"the page is {shown}; only {kinds} can be ingested")
         too_large = f"the page is larger than the limit of {self.max_bytes} bytes"
@@ -327,4 +466,10 @@ class Fetcher:
                 raise FetchRefused(too_large)
             if time.monotonic() > deadline:
                 raise FetchFailed(f"the page did not arrive within {self.timeout:g} seconds")
-        return Page(url=hop.url, media_type=media_type, charset=charset, body=bytes(body))
+        return Page(
+            url=hop.url,
+            media_type=media_type,
+            charset=charset,
+            body=bytes(body),
+            validators=validators,
+        )

@@ -129,7 +129,8 @@ def chunk_records(article: StoredArticle, encoder: Encoder) -> list[ChunkRecord]
 FileBatch = tuple[Path | str, list[SourceArticle], list[str]]  # (source, articles, problems)
 
 
-def _read_files(files: Iterable[Path]) -> Iterator[FileBatch]:
+def read_file_batches(files: Iterable[Path]) -> Iterator[FileBatch]:
+    """Each file read into its articles, a file that cannot be read into a problem."""
     for path in files:
         try:
             articles, problems = read_file(path)
@@ -148,7 +149,7 @@ def index_paths(
 ) -> IndexReport:
     """Add or update the articles found under `paths` (files or folders)."""
     files = list(files) if files is not None else list(iter_article_files(paths))
-    return index_batches(_read_files(files), store, export_onnx=export_onnx, on_file=on_file)
+    return index_batches(read_file_batches(files), store, export_onnx=export_onnx, on_file=on_file)
 
 
 def index_articles(
@@ -164,14 +165,18 @@ def index_batches(
     *,
     export_onnx: bool = True,
     on_file: ProgressCallback | None = None,
+    remove: Sequence[str] = (),
 ) -> IndexReport:
-    """The one indexing loop: every way of adding articles ends here."""
+    """The one indexing loop: every way of adding articles ends here. `remove` names
+    articles to delete in the same version (a source's pruned pages)."""
     started = time.perf_counter()
     encoder = ensure_encoder(store, export_onnx)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "duplicates": 0, "skipped": 0, "chunks": 0}
+    counts["removed"] = 0
     problems: list[str] = []
     with store.writer() as writer:
         writer.manifest["encoder"] = describe_encoder(encoder)
+        counts["removed"] = sum(writer.remove(i) for i in dict.fromkeys(remove))
         batch = _Batch(writer, encoder)
         seen_hashes: set[str] = set()
         for source, articles, file_problems in batches:

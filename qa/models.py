@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -243,12 +243,37 @@ class Filters(_Frozen):
             more = f" and {len(self.article) - 3} more" if len(self.article) > 3 else ""
             parts.append(f"article {shown}{more}")
         return ", ".join(parts) or "no condition"
+class SourceStatus(_Frozen):
+    """How a source's refreshes go, as `/api/health` shows it (no location: it may be
+    an intranet address)."""
+
+    id: int
+    name: str
+    kind: Literal["web", "folder"]
+    status: Literal["new", "ok", "partial", "failed"] = Field(
+        description="new: never refreshed; partial: some pages failed; failed: the last "
+        "refresh published nothing (see error)."
+    )
+    last_refresh: str | None = Field(None, description="When the last refresh ended (ISO).")
+    next_due: str | None = Field(None, description="When it is next refreshed (ISO).")
+    error: str | None = None
+
+
+class SourceInfo(SourceStatus):
+    """One registered source, as `qa sources list` shows it."""
+
+    location: str
+    every: str = Field(description='How often it is refreshed, e.g. "30m".')
+    articles: int = Field(description="Articles last indexed from it.")
 
 
 class Health(_Frozen):
     status: str
     articles: int
     chunks: int
+    sources: list[SourceStatus] = Field(
+        default_factory=list, description="Registered sources and how their refreshes went."
+    )
 
 
 class IndexReport(_Frozen):
@@ -263,3 +288,19 @@ class IndexReport(_Frozen):
     chunks: int = 0
     seconds: float = 0.0
     problems: list[str] = Field(default_factory=list)
+
+
+class RefreshReport(_Frozen):
+    """What one refresh of one source did; `error` set means nothing was published."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    listed: int = 0  # article URLs (or files) the source lists
+    requested: int = 0  # HTTP requests sent, robots.txt and listings included
+    downloaded: int = 0  # answers with a body (200)
+    not_modified: int = 0  # 304 answers: unchanged, nothing downloaded
+    skipped: int = 0  # over the page cap, disallowed by robots.txt, or unchanged (lastmod)
+    index: IndexReport = Field(default_factory=IndexReport)
+    problems: list[str] = Field(default_factory=list)  # per page; the run went on
+    seconds: float = 0.0

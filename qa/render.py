@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from qa.models import Answer, Quote
+from qa.models import Answer, Quote, RefreshReport, SourceInfo
 
 if TYPE_CHECKING:  # evaluation imports the answering pipeline; rendering needs only shapes
     from qa.evaluation import ConversationReport, EvalReport
@@ -130,4 +130,32 @@ def conversation_report_text(report: ConversationReport, misses: bool = False) -
             f"- {m['question']} | searched {m['searched']!r} | gold {m['gold']} | got {m['top']!r}"
             for m in report.misses
         ]
+    return "\n".join(lines)
+
+
+def refresh_report_text(report: RefreshReport) -> str:
+    """One line per refresh: what was fetched and what changed (or why nothing did)."""
+    if report.error:
+        return f"{report.source}: failed, nothing published: {report.error}"
+    i = report.index
+    return (
+        f"{report.source}: {report.listed} listed; {report.requested} requests "
+        f"({report.downloaded} downloaded, {report.not_modified} not modified), "
+        f"{report.skipped} skipped; {i.added} added, {i.updated} updated, "
+        f"{i.unchanged} unchanged, {i.removed} removed; {len(report.problems)} page errors "
+        f"in {report.seconds:.1f} s"
+    )
+
+
+def sources_text(sources: list[SourceInfo]) -> str:
+    """`qa sources list`: id, status, period, articles, location, then the last error."""
+    lines = []
+    for s in sources:
+        when = s.last_refresh or "never"
+        lines.append(
+            f"{s.id}\t{s.status}\tevery {s.every}\t{s.articles} articles\t"
+            f"last {when}\tnext {s.next_due}\t{s.name}\t{s.location}"
+        )
+        if s.error:
+            lines.append(f"\terror: {s.error}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,3 +79,30 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a question waits for a free answering slot before a 503.",
     )
+    # -- sources: feeds, sitemaps and folders kept in sync (qa.sources) --------------------
+    fetch_allow: list[str] = Field(
+        default_factory=list,
+        description="Private hosts or ranges that may be fetched on purpose (JSON list: "
+        "'10.0.0.0/8', '127.0.0.1:8080', 'feeds.intranet'); all else private stays refused.",
+    )
+    crawl_delay: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Seconds between two requests to one host while reading a source "
+        "(a longer robots.txt Crawl-delay wins, up to 60).",
+    )
+    crawl_max_pages: int = Field(
+        500, ge=1, description="Pages requested at most per source per refresh."
+    )
+    refresh_sources: bool = Field(
+        True, description="`qa serve` refreshes due sources in the background."
+    )
+
+    @field_validator("fetch_allow")
+    @classmethod
+    def _allow_list_parses(cls, value: list[str]) -> list[str]:
+        from qa.fetch import AllowList
+
+        AllowList.parse(value)  # a ValueError names the bad entry
+        return value

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from qa.errors import FetchFailed, FetchRefused
-from qa.fetch import Fetcher, is_public_address, literal_address
+from qa.fetch import AllowList, Fetcher, is_public_address, literal_address
+from qa.settings import Settings
 
 ip = ipaddress.ip_address
 PUBLIC = ip("93.184.216.34")
@@ -421,3 +422,76 @@ def test_a_closed_port_is_a_fetch_failure(local):
     fetcher = Fetcher(is_allowed=lambda a, p: True, timeout=2)
     with pytest.raises(FetchFailed, match="cannot connect"):
         fetcher.fetch(f"http://127.0.0.1:{port}/")
+
+
+# -- the operator's allow-list (QA_FETCH_ALLOW) ---------------------------------------------------
+# Unlike `local` above, these go through the real default check (`is_public_address`)
+# plus an AllowList, exactly as `Fetcher.from_settings` builds it.
+
+# Entries that name other things than the URLs of REFUSED: nothing there may pass.
+UNRELATED_ALLOW = ["127.0.0.1:9", "10.9.0.0/16", "feeds.intranet", "[fd00::2]:8443"]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_an_allow_list_for_other_hosts_refuses_all_it_did(url, no_network):
+    fetcher = Fetcher(resolve=fake_resolve, allow=AllowList.parse(UNRELATED_ALLOW))
+    with pytest.raises(FetchRefused):
+        fetcher.fetch(url)
+
+
+def test_a_named_address_and_port_is_admitted(server):
+    port = server.server_address[1]
+    server.seen.clear()
+    fetcher = Fetcher.from_settings(Settings(fetch_allow=[f"127.0.0.1:{port}"]))
+    assert fetcher.fetch(f"http://127.0.0.1:{port}/page.html").body == PAGE
+    assert server.seen == ["/page.html"]
+
+
+def test_the_named_address_on_another_port_is_refused(no_network):
+    fetcher = Fetcher(allow=AllowList.parse(["127.0.0.1:8080"]))
+    with pytest.raises(FetchRefused, match=r"127\.0\.0\.1 is not a public address"):
+        fetcher.fetch("http://127.0.0.1:8081/")
+
+
+@pytest.mark.parametrize(
+    "url,admitted",
+    [
+        ("http://10.0.0.5/feed.xml", True),  # in the named range
+        ("http://10.0.0.5:8443/feed.xml", True),
+        ("http://10.1.0.5/feed.xml", False),  # private, not named
+        ("http://192.168.0.1/", False),
+        ("http://169.254.169.254/latest/meta-data/", False),
+        ("http://internal.example/feed.xml", True),  # a name that resolves into the range
+        ("http://feeds.intranet/rss", True),  # named host: whatever it resolves to
+        ("http://feeds.intranet:8080/rss", False),  # named with another port
+        ("http://mapped.example/", False),  # ::ffff:192.168.0.1, not named
+        ("http://localhost/", False),
+    ],
+)
+def test_the_allow_list_admits_only_what_it_names(url, admitted, no_network):
+    dns = {**FAKE_DNS, "feeds.intranet": [ip("172.16.4.4")]}
+    fetcher = Fetcher(
+        resolve=lambda host, port: dns[host],
+        allow=AllowList.parse(["10.0.0.0/24", "feeds.intranet:80"]),
+    )
+    if admitted:
+        assert fetcher.vet(url).pinned.host in {"10.0.0.5", "172.16.4.4"}
+    else:
+        with pytest.raises(FetchRefused):
+            fetcher.vet(url)
+
+
+@pytest.mark.parametrize("path", ["/to-loopback", "/to-metadata"])
+def test_an_allowed_server_cannot_redirect_to_an_unnamed_private_address(server, path):
+    port = server.server_address[1]
+    server.seen.clear()
+    fetcher = Fetcher(allow=AllowList.parse([f"127.0.0.1:{port}"]))
+    with pytest.raises(FetchRefused, match="redirects to a URL that is refused"):
+        fetcher.fetch(f"http://127.0.0.1:{port}{path}")
+    assert server.seen == [path]
+
+
+@pytest.mark.parametrize("entry", ["", "127.1", "0x7f000001", "10.0.0.0/33", "host:port", "a b"])
+def test_a_malformed_allow_entry_is_refused(entry):
+    with pytest.raises(ValueError, match="is not a host, address or range"):
+        AllowList.parse([entry])

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from qa.answering import Answerer
 from qa.errors import IndexEmpty, InvalidInput
 from qa.models import Answer, ArticleDetail, ArticleSummary, Filters, Health, PriorTurn
+from qa.sources.registry import SourceRegistry
 from qa.web.deps import AnswererDep, SlotsDep
 from qa.web.limits import AnswerSlots
 from qa.web.schemas import (
@@ -140,13 +141,15 @@ def get_article(article_id: str, answerer: AnswererDep) -> ArticleDetail:
 
 
 def health_of(answerer: Answerer) -> Health:
-    """Counts of the live index; an index without articles is a 503 that says how to fix it."""
+    """Counts of the live index and how its sources' refreshes went; an index without
+    articles is a 503 that says how to fix it."""
     snap = answerer.snapshot()
     if snap.n_articles == 0:
         raise IndexEmpty(
             f"the index at {answerer.store.root} has no articles: add some with `qa index PATH`"
         )
-    return Health(status="ok", articles=snap.n_articles, chunks=snap.n_chunks)
+    sources = [s.status_model() for s in SourceRegistry(answerer.store.root).all()]
+    return Health(status="ok", articles=snap.n_articles, chunks=snap.n_chunks, sources=sources)
 
 
 @router.get("/health", response_model=Health, summary="Liveness and index size")

@@ -63,12 +63,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from qa.web.mcp_server import build_server
 
         mcp = build_server(answerer, app.state.answer_slots)
+        scheduler = None
+        if settings.refresh_sources:  # one background thread; requests never wait on it
+            from qa.sources.scheduler import SourceScheduler
+
+            scheduler = SourceScheduler(settings)
+            scheduler.start()
         # A new server (and session manager) per lifespan: the SDK runs each one only once.
         app.state.mcp_http = mcp.streamable_http_app(
             streamable_http_path=MCP_PATH, host=settings.host
         )
-        async with mcp.session_manager.run():
-            yield
+        try:
+            async with mcp.session_manager.run():
+                yield
+        finally:
+            if scheduler is not None:
+                await run_in_threadpool(scheduler.stop)
 
     app = FastAPI(title="qa", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     templates = make_templates()

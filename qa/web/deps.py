@@ -42,7 +42,7 @@ async def get_answer_slots(request: Request) -> AnswerSlots:
 async def get_fetcher(request: Request) -> Fetcher:
     """Fetches pages for `POST /api/articles {"url"}` (tests override it: no network)."""
     settings: Settings = request.app.state.settings
-    return Fetcher(max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout)
+    return Fetcher.from_settings(settings)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
