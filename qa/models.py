@@ -243,6 +243,8 @@ class Filters(_Frozen):
             more = f" and {len(self.article) - 3} more" if len(self.article) > 3 else ""
             parts.append(f"article {shown}{more}")
         return ", ".join(parts) or "no condition"
+
+
 class SourceStatus(_Frozen):
     """How a source's refreshes go, as `/api/health` shows it (no location: it may be
     an intranet address)."""
