@@ -38,6 +38,8 @@ QUESTIONS = [
 ]
 
 
+# Indexing the seed and samples into both stores takes about 90 s on two busy
+# cores: the tests comparing them are marked slow; the rest use `lite` below.
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, encoder_dir):
     """The seed and sample articles in an index directory and in Milvus Lite."""
@@ -73,9 +75,9 @@ def test_the_directory_store_has_the_boundarys_methods(proto, cls):
         assert set(theirs) <= set(ours), (name, list(theirs), list(ours))
 
 
-def test_both_stores_conform_at_runtime(stores, seed_index):
-    snap, milvus = stores
-    assert isinstance(snap, ReadView)
+def test_both_stores_conform_at_runtime(lite, seed_index):
+    milvus = lite
+    assert isinstance(IndexStore(seed_index).open(), ReadView)
     assert isinstance(milvus.open(), ReadView)
     assert isinstance(IndexStore(seed_index), Store)
     assert isinstance(milvus, Store)
@@ -131,25 +133,31 @@ def test_a_bad_store_uri_says_what_is_accepted(uri):
     assert "\n" not in message
 
 
-def test_sparse_weights_score_exactly_as_the_embedded_bm25(stores):
+def test_sparse_weights_score_exactly_as_the_embedded_bm25(seed_index):
     """The weights computed for Milvus, summed over a query's terms, are the
     embedded index's BM25 scores for every chunk, not only the top ones."""
-    snap, _ = stores
+    snap = IndexStore(seed_index).open()
     rows = snap._db.execute("SELECT rowid, terms FROM chunk_terms").fetchall()
     sparse = bm25_weights(rows)
     assert sparse.n_chunks == snap.n_chunks
+    checked = 0
     for q in QUESTIONS:
         qt = sorted({t for t in terms(q) if t in sparse.term_ids})
         want_ids, want = snap.best_by_terms(qt, snap.n_chunks)
         ids = [t for t in (sparse.term_ids[t] for t in qt)]
         got = {c: sum(w.get(i, 0.0) for i in ids) for c, w in sparse.weights.items()}
-        assert want.size, q
+        if not want.size:  # a question about the samples, over the seed alone
+            assert not qt or all(s == 0 for s in got.values())
+            continue
         np.testing.assert_allclose([got[c] for c in want_ids.tolist()], want, atol=1e-4)
+        checked += 1
         assert sum(1 for s in got.values() if s > 0) == len(want_ids)
         assert sparse.doc_freqs.keys() >= set(qt)
         assert {t: sparse.doc_freqs[t] for t in qt} == snap.doc_freqs(qt)
+    assert checked >= 3
 
 
+@pytest.mark.slow
 def test_milvus_searches_agree_with_the_directory_store(stores, encoder):
     snap, milvus = stores
     view = milvus.open()
@@ -172,6 +180,7 @@ def test_milvus_searches_agree_with_the_directory_store(stores, encoder):
         assert view.doc_freqs(qt) == snap.doc_freqs(qt)
 
 
+@pytest.mark.slow
 def test_milvus_spans_vectors_and_texts_are_the_directory_stores(stores):
     snap, milvus = stores
     view = milvus.open()
@@ -203,6 +212,7 @@ def test_milvus_spans_vectors_and_texts_are_the_directory_stores(stores):
         assert view.chunks_of_articles([i]).tolist() == snap.chunks_of_articles([i]).tolist()
 
 
+@pytest.mark.slow
 def test_searches_keep_to_the_allowed_chunks(stores, encoder):
     snap, milvus = stores
     view = milvus.open()
@@ -230,11 +240,11 @@ def _row_counts(store: MilvusStore, article_id: str | None = None) -> dict[str, 
     return {c: store.db.count(c, where) for c in ("articles", "chunks", "sentences")}
 
 
-def test_writing_the_same_articles_again_changes_nothing(stores):
-    _, milvus = stores
+def test_writing_the_same_articles_again_changes_nothing(lite):
+    milvus = lite
     version, counts = milvus.current_version(), _row_counts(milvus)
-    report = index_paths([SEED_DIR, SAMPLES], milvus)
-    assert (report.added, report.updated, report.unchanged) == (0, 0, 7)
+    report = index_paths([SAMPLES], milvus)
+    assert (report.added, report.updated, report.unchanged) == (0, 0, _n_samples())
     assert milvus.current_version() == version
     assert _row_counts(milvus) == counts
 
@@ -397,9 +407,8 @@ def test_a_missing_milvus_index_is_a_clear_error(tmp_path, encoder_dir):
         store.close()
 
 
-def test_write_session_is_the_milvus_one(stores):
-    _, milvus = stores
-    with milvus.writer() as session:
+def test_write_session_is_the_milvus_one(lite):
+    with lite.writer() as session:
         assert isinstance(session, MilvusWriteSession)
         assert session.content_hash("no-such-article") is None
         assert session.id_with_hash("0" * 64) is None
