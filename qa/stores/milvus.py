@@ -1,0 +1,953 @@
+"""The index in Milvus: the same versions, chunks, sentences and articles as the
+index directory, kept in Milvus collections through `pymilvus.MilvusClient`.
+
+In: a store URI (qa.stores.uri: a server, or a Milvus Lite file) and, for
+writing, the same `StoredArticle`/`ChunkRecord`/vectors the indexer gives the
+directory store. Out: a `MilvusView` (a `ReadView`) of the published version.
+
+How it will be wired (not done yet, on purpose): `Answerer` takes a factory
+of read views chosen by the store URI, `open_store(settings)` returning
+`IndexStore(settings.index_dir)` without one and `MilvusStore(uri, ...)` with
+`--store`/`QA_STORE`; it calls `store.current_version()` per question and
+`store.open()` when that changes, exactly as it does with the directory
+today. The indexer already only needs `store.writer()` and
+`store.encoder_dir`, so `index_paths(paths, MilvusStore(...))` works as it is
+(the encoder stays a local folder: Milvus holds data, not the model).
+
+Collections (names start with the URI's prefix, default `qa_`):
+
+    state      "current" → the published version; "v<N>" → version N's manifest
+    articles   one row per piece of an article's text (VARCHAR holds 64 KB)
+    chunks     id, article, offsets, terms, FLOAT_VECTOR(384) (FLAT, inner product)
+    sentences  id, chunk, article, offsets, terms, FLOAT_VECTOR(384)
+    bm25       per version: chunk id and its BM25 weights as a SPARSE_FLOAT_VECTOR
+    terms      per version: term, its id in the sparse vectors, document frequency
+
+Versions. Article, chunk and sentence rows are written once, by the version
+that adds them (`born`), and carry the version that removed them (`died`, a
+huge number while live): version V sees a row when `floor(V) <= born <= V <
+died`, where `floor` is the version a rebuild (`writer(fresh=True)`) started
+afresh from. So a write adds only the changed articles' rows, and marks the
+replaced ones died (an upsert of those rows alone). BM25 weights depend on
+the whole version (chunk count, average length, document frequencies), so
+each version writes its own `bm25` and `terms` rows, as the directory store
+rebuilds its bm25s index on every publish. Publishing is one upsert of the
+"current" row: a reader opens the version named there and sees all of it or
+none. A writer that dies leaves rows of a version never named "current"; the
+next writer deletes them and revives rows it had marked died, before it
+starts. The version before the live one stays readable (as in the directory);
+older rows are deleted after each publish.
+
+Milvus Lite lets one process open a file at a time, so reading and writing a
+Lite store happen in one process (a server, or a test). On a server nothing
+stops two processes from writing at once: run one indexer at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from qa.chunking import ChunkerSettings
+from qa.encoder import DIM
+from qa.errors import (
+    ArticleNotFound,
+    IndexBusy,
+    IndexCorrupt,
+    IndexIncompatible,
+    IndexMissing,
+    QAError,
+)
+from qa.models import ArticleDetail, ArticleRef, ArticleSummary
+from qa.spans import SpanRow, SpanTable
+from qa.store import ChunkRecord, StoredArticle, expected_manifest
+from qa.stores.sparse_bm25 import bm25_weights
+from qa.stores.uri import StoreURI, parse_store_uri
+
+LIVE = 2**62  # `died` of a row no version has removed
+TEXT_PART_CHARS = 16_000  # at most 4 UTF-8 bytes a character: under VARCHAR's 65,535
+MAX_VARCHAR = 65_535
+WRITE_BATCH = 2_000  # rows per insert call
+ID_WINDOW = 8_000  # ids per paged query: Milvus caps one query's result at 16,384 rows
+NO_VECTOR = [0.0, 0.0]  # Milvus 2.5 wants a vector field in every collection
+STATE_CURRENT = "current"
+ARTICLE_CACHE_CHARS = 8_000_000
+SENTENCE_FIELDS = ["id", "chunk_id", "article_id", "start", "end", "terms", "vector"]
+
+
+class StoreUnavailable(QAError):
+    """The Milvus store cannot be used: pymilvus missing, or the server unreachable."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+def _pymilvus():
+    try:
+        import pymilvus
+    except ImportError as exc:  # an optional extra
+        raise StoreUnavailable(
+            "a Milvus store needs pymilvus: pip install 'qa[milvus]' "
+            "(milvus-lite==2.5.1, pymilvus>=2.5,<2.6, setuptools<81)"
+        ) from exc
+    return pymilvus
+
+
+def article_key(article_id: str) -> int:
+    """A signed 64-bit key for an article id. Filters match on it rather than on
+    the id as a string literal (Milvus Lite's parser mishandles some escapes);
+    rows are checked against the id itself after a fetch, so a collision costs
+    a row read, never a wrong answer."""
+    digest = hashlib.blake2b(article_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _ints(values: Iterable[int]) -> str:
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
+
+
+def _safe_terms(values: Iterable[str]) -> list[str]:
+    # qa.terms yields letters and digits only; anything else could not be quoted safely.
+    return [t for t in values if t and '"' not in t and "\\" not in t]
+
+
+def _text_parts(text: str) -> list[str]:
+    return [text[i : i + TEXT_PART_CHARS] for i in range(0, len(text), TEXT_PART_CHARS)] or [""]
+
+
+# -- schema --------------------------------------------------------------------
+
+
+def _schemas(client, pymilvus) -> dict[str, tuple[Any, Any]]:
+    """Each collection's schema and index parameters."""
+    dt = pymilvus.DataType
+
+    def schema(*fields: tuple[str, Any, dict]):
+        s = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        for i, (name, kind, extra) in enumerate(fields):
+            s.add_field(name, kind, is_primary=(i == 0), **extra)
+        return s
+
+    def index(field: str, kind: str = "FLAT"):
+        params = client.prepare_index_params()
+        params.add_index(field, index_type=kind, metric_type="IP")
+        return params
+
+    text = {"max_length": MAX_VARCHAR}
+    life = [("born", dt.INT64, {}), ("died", dt.INT64, {})]
+    return {
+        "state": (
+            schema(
+                ("key", dt.VARCHAR, {"max_length": 64}),
+                ("version", dt.INT64, {}),
+                ("info", dt.VARCHAR, text),
+                ("nothing", dt.FLOAT_VECTOR, {"dim": 2}),
+            ),
+            index("nothing"),
+        ),
+        "articles": (
+            schema(
+                ("row", dt.INT64, {}),
+                ("article_key", dt.INT64, {}),
+                ("article_id", dt.VARCHAR, {"max_length": 1024}),
+                *life,
+                ("part", dt.INT64, {}),
+                ("content_hash", dt.VARCHAR, {"max_length": 128}),
+                ("title", dt.VARCHAR, text),
+                ("meta", dt.JSON, {}),  # url, published, author, source, origin; chunks
+                ("text", dt.VARCHAR, text),
+                ("nothing", dt.FLOAT_VECTOR, {"dim": 2}),
+            ),
+            index("nothing"),
+        ),
+        "chunks": (
+            schema(
+                ("id", dt.INT64, {}),
+                ("article_key", dt.INT64, {}),
+                ("article_id", dt.VARCHAR, {"max_length": 1024}),
+                *life,
+                ("start", dt.INT64, {}),
+                ("end", dt.INT64, {}),
+                ("terms", dt.VARCHAR, text),
+                ("vector", dt.FLOAT_VECTOR, {"dim": DIM}),
+            ),
+            index("vector"),
+        ),
+        "sentences": (
+            schema(
+                ("id", dt.INT64, {}),
+                ("chunk_id", dt.INT64, {}),
+                ("article_key", dt.INT64, {}),
+                ("article_id", dt.VARCHAR, {"max_length": 1024}),
+                *life,
+                ("start", dt.INT64, {}),
+                ("end", dt.INT64, {}),
+                ("terms", dt.VARCHAR, text),
+                ("vector", dt.FLOAT_VECTOR, {"dim": DIM}),
+            ),
+            index("vector"),
+        ),
+        "bm25": (
+            schema(
+                ("row", dt.INT64, {}),
+                ("chunk_id", dt.INT64, {}),
+                ("version", dt.INT64, {}),
+                ("weights", dt.SPARSE_FLOAT_VECTOR, {}),
+            ),
+            index("weights", "SPARSE_INVERTED_INDEX"),
+        ),
+        "terms": (
+            schema(
+                ("row", dt.INT64, {}),
+                ("version", dt.INT64, {}),
+                ("term", dt.VARCHAR, text),
+                ("term_id", dt.INT64, {}),
+                ("df", dt.INT64, {}),
+                ("nothing", dt.FLOAT_VECTOR, {"dim": 2}),
+            ),
+            index("nothing"),
+        ),
+    }
+
+
+class _Milvus:
+    """One client and the collection names of one store; every call's Milvus
+    error becomes a QAError with the store named."""
+
+    def __init__(self, uri: StoreURI) -> None:
+        self.uri = uri
+        pymilvus = _pymilvus()
+        self.error = pymilvus.MilvusException
+        try:
+            self.client = pymilvus.MilvusClient(uri.address)
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open the Milvus store at {uri.address}: {exc}") from exc
+        self.names = {n: uri.collection(n) for n in _schemas(self.client, pymilvus)}
+        self._pymilvus = pymilvus
+
+    def exists(self) -> bool:
+        return self._call(self.client.has_collection, self.names["state"])
+
+    def create(self) -> None:
+        for name, (schema, index) in _schemas(self.client, self._pymilvus).items():
+            if not self._call(self.client.has_collection, self.names[name]):
+                self._call(
+                    self.client.create_collection,
+                    self.names[name],
+                    schema=schema,
+                    index_params=index,
+                    consistency_level="Strong",  # a reader sees every acknowledged write
+                )
+
+    def load(self) -> None:
+        """Load every collection (a server may have released them on restart)."""
+        for name in self.names.values():
+            self._call(self.client.load_collection, name)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except self.error as exc:
+            raise StoreUnavailable(f"the Milvus store at {self.uri.address} failed: {exc}") from exc
+
+    def query(self, coll: str, flt: str, fields: list[str], limit: int | None = None) -> list[dict]:
+        extra = {"limit": limit} if limit else {}
+        return self._call(
+            self.client.query, self.names[coll], filter=flt, output_fields=fields, **extra
+        )
+
+    def query_ids(self, coll: str, key: str, ids: Sequence[int], flt: str, fields: list[str]):
+        """Rows whose `key` is among `ids`, asked for in slices under Milvus's row cap."""
+        ids = list(ids)
+        out: list[dict] = []
+        for i in range(0, len(ids), ID_WINDOW):
+            part = ids[i : i + ID_WINDOW]
+            where = f"{key} in {_ints(part)}" + (f" and ({flt})" if flt else "")
+            out.extend(self.query(coll, where, fields))
+        return out
+
+    def scan(self, coll: str, key: str, top: int, flt: str, fields: list[str]) -> Iterator[dict]:
+        """Every row matching `flt`, paged over windows of the int primary key
+        `key` in [0, top): pymilvus's query iterator loops forever on Milvus Lite."""
+        for lo in range(0, max(top, 1), ID_WINDOW):
+            yield from self.query(
+                coll, f"{key} >= {lo} and {key} < {lo + ID_WINDOW} and ({flt})", fields
+            )
+
+    def count(self, coll: str, flt: str) -> int:
+        rows = self.query(coll, flt, ["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def insert(self, coll: str, rows: list[dict]) -> None:
+        for i in range(0, len(rows), WRITE_BATCH):
+            self._call(self.client.insert, self.names[coll], rows[i : i + WRITE_BATCH])
+
+    def upsert(self, coll: str, rows: list[dict]) -> None:
+        for i in range(0, len(rows), WRITE_BATCH):
+            self._call(self.client.upsert, self.names[coll], rows[i : i + WRITE_BATCH])
+
+    def delete(self, coll: str, flt: str) -> None:
+        self._call(self.client.delete, self.names[coll], filter=flt)
+
+    def search(self, coll: str, field: str, vector, n: int, flt: str, fields: list[str]):
+        hits = self._call(
+            self.client.search,
+            self.names[coll],
+            data=[vector],
+            anns_field=field,
+            limit=n,
+            filter=flt,
+            output_fields=fields,
+            search_params={"metric_type": "IP"},
+        )
+        return hits[0] if hits else []
+
+
+def _visible(version: int, floor: int) -> str:
+    return f"born >= {floor} and born <= {version} and died > {version}"
+
+
+# -- the store -------------------------------------------------------------------
+
+
+class MilvusStore:
+    """A Milvus (or Milvus Lite) store: open the live version, or write a new one."""
+
+    def __init__(
+        self, uri: str | StoreURI, encoder_dir=None, chunker: ChunkerSettings | None = None
+    ):
+        self.uri = parse_store_uri(uri) if isinstance(uri, str) else uri
+        self.encoder_dir = encoder_dir  # the model stays a local folder
+        self.chunker = chunker or ChunkerSettings()
+        self.db = _Milvus(self.uri)
+        self._write_lock = threading.Lock()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.client.close()
+
+    # -- versions ---------------------------------------------------------------
+    def _current(self) -> int:
+        if not self.db.exists():
+            return 0
+        rows = self.db.query("state", f'key == "{STATE_CURRENT}"', ["version"])
+        return int(rows[0]["version"]) if rows else 0
+
+    def current_version(self) -> str | None:
+        n = self._current()
+        return f"v{n:06d}" if n else None
+
+    def exists(self) -> bool:
+        return self._current() > 0
+
+    def _manifest(self, version: int) -> dict:
+        rows = self.db.query("state", f'key == "v{version}"', ["info"])
+        if not rows:
+            raise IndexCorrupt(f"the Milvus store at {self.uri.address} lost version {version}")
+        return json.loads(rows[0]["info"])
+
+    def open(self) -> MilvusView:
+        version = self._current()
+        if not version:
+            raise IndexMissing(
+                f"no index in the Milvus store at {self.uri.address} "
+                f"(prefix {self.uri.prefix!r}): index articles into it first"
+            )
+        manifest = self._manifest(version)
+        for key, value in expected_manifest(self.chunker).items():
+            if manifest.get(key) != value:
+                raise IndexIncompatible(
+                    f"the Milvus store at {self.uri.address} was built with {key}="
+                    f"{manifest.get(key)!r}, this qa uses {value!r}: rebuild it"
+                )
+        return MilvusView(self.db, version, manifest)
+
+    @contextlib.contextmanager
+    def writer(self, fresh: bool = False) -> Iterator[MilvusWriteSession]:
+        """Yield a session for the next version; publish it on a clean exit when it
+        changed something, throw it away on an error. `fresh` starts it empty."""
+        if not self._write_lock.acquire(blocking=False):
+            raise IndexBusy(f"another writer is writing the Milvus store at {self.uri.address}")
+        try:
+            self.db.create()
+            current = self._current()
+            self._recover(current)
+            base = self._manifest(current) if current else None
+            session = MilvusWriteSession(self.db, current + 1, base, fresh, self.chunker)
+            try:
+                yield session
+                if session.changed:
+                    session.finish()
+            except BaseException:
+                session.abandon()
+                raise
+            if not session.changed:
+                session.abandon()
+                return
+            # The switch: one row. Readers opening from here on see the new version whole.
+            self.db.upsert(
+                "state",
+                [
+                    {
+                        "key": STATE_CURRENT,
+                        "version": session.version,
+                        "info": "",
+                        "nothing": NO_VECTOR,
+                    }
+                ],
+            )
+            self._prune(session.version)
+        finally:
+            self._write_lock.release()
+
+    def _recover(self, current: int) -> None:
+        """Undo what writers that never published left: rows of later versions,
+        and the marks they put on rows that are still live."""
+        _undo(self.db, f"> {current}")
+
+    def _prune(self, published: int) -> None:
+        """Delete what neither the published version nor the one before can see."""
+        previous = published - 1
+        floor = self._manifest(previous)["floor"] if previous > 0 else published
+        for coll in ("articles", "chunks", "sentences"):
+            self.db.delete(coll, f"died <= {previous} or born < {floor}")
+        for coll in ("bm25", "terms", "state"):
+            self.db.delete(
+                coll, f"version < {previous}" + (' and key != "current"' if coll == "state" else "")
+            )
+
+    def stored_articles(self) -> Iterator[StoredArticle]:
+        """Every article of the live version (for a rebuild)."""
+        view = self.open()
+        ids = [a.id for a in view.articles()]
+        for i in range(0, len(ids), 200):
+            found = view.article_rows(ids[i : i + 200])
+            yield from (found[a] for a in ids[i : i + 200] if a in found)
+
+
+def _undo(db: _Milvus, versions: str) -> None:
+    """Remove every trace of the versions matching `versions` ("> 3", "== 4"):
+    their rows, their BM25 and terms rows, their manifests, and their died
+    marks on rows older versions still hold live."""
+    for coll in ("articles", "chunks", "sentences"):
+        db.delete(coll, f"born {versions}")
+        # Revived rows no longer match, so each round asks for the next ones.
+        while marked := db.query(coll, f"died {versions} and died < {LIVE}", ["*"], ID_WINDOW):
+            db.upsert(coll, [{**r, "died": LIVE} for r in marked])
+    for coll in ("bm25", "terms"):
+        db.delete(coll, f"version {versions}")
+    db.delete("state", f'version {versions} and key != "{STATE_CURRENT}"')
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+class MilvusView:
+    """One published version, read-only; safe to share between threads (the
+    client is, and the caches take a lock)."""
+
+    def __init__(self, db: _Milvus, version: int, manifest: dict) -> None:
+        self.db = db
+        self.number = version
+        self.version = f"v{version:06d}"
+        self.manifest = manifest
+        counts = manifest.get("counts", {})
+        self.n_articles = int(counts.get("articles", 0))
+        self.n_chunks = int(counts.get("chunks", 0))
+        self.n_sentences = int(counts.get("sentences", 0))
+        self.where = _visible(version, int(manifest["floor"]))
+        self._lock = threading.Lock()
+        self._terms: dict[str, tuple[int, int] | None] = {}  # term → (id, df), per version
+        # Rows of the sentences quote selection is looking at: one query brings
+        # their spans, vectors and terms together (ids are never reused, so a
+        # cached row is right in every version that holds it).
+        self._sentences: OrderedDict[int, dict] = OrderedDict()
+        self._articles: OrderedDict[str, tuple[ArticleRef, str]] = OrderedDict()
+        self._cached_chars = 0
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to the store."""
+
+    # -- search ---------------------------------------------------------------
+    def nearest_chunks(
+        self, qvec: np.ndarray, n: int, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        empty = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.n_chunks == 0 or n < 1 or (among is not None and not len(among)):
+            return empty
+        flt = self.where + (f" and id in {_ints(among)}" if among is not None else "")
+        vector = np.asarray(qvec, dtype=np.float32).reshape(-1).tolist()
+        hits = self.db.search("chunks", "vector", vector, min(n, self.n_chunks), flt, ["id"])
+        ids = np.array([h["id"] for h in hits], dtype=np.int64)
+        return ids, np.array([h["distance"] for h in hits], dtype=np.float32)
+
+    def _lookup_terms(self, query_terms: Iterable[str]) -> dict[str, tuple[int, int]]:
+        wanted = set(_safe_terms(query_terms))
+        with self._lock:
+            missing = sorted(t for t in wanted if t not in self._terms)
+        if missing:
+            rows = self.db.query(
+                "terms",
+                f"version == {self.number} and term in {json.dumps(missing, ensure_ascii=False)}",
+                ["term", "term_id", "df"],
+            )
+            found = {r["term"]: (int(r["term_id"]), int(r["df"])) for r in rows}
+            with self._lock:
+                for t in missing:
+                    self._terms[t] = found.get(t)
+        with self._lock:
+            return {t: v for t in wanted if (v := self._terms.get(t)) is not None}
+
+    def best_by_terms(
+        self, query_terms: Sequence[str], n: int, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        empty = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        known = self._lookup_terms(query_terms)
+        if not known or n < 1 or (among is not None and not len(among)):
+            return empty
+        query = {term_id: 1.0 for term_id, _ in known.values()}
+        flt = f"version == {self.number}"
+        if among is not None:
+            flt += f" and chunk_id in {_ints(among)}"
+        hits = self.db.search("bm25", "weights", query, n, flt, ["chunk_id"])
+        pairs = [(int(h["entity"]["chunk_id"]), float(h["distance"])) for h in hits]
+        # Best first, equal scores by chunk id (as the embedded index orders them).
+        pairs.sort(key=lambda p: (-p[1], p[0]))
+        pairs = [p for p in pairs if p[1] > 0]
+        return (
+            np.array([p[0] for p in pairs], dtype=np.int64),
+            np.array([p[1] for p in pairs], dtype=np.float32),
+        )
+
+    def doc_freqs(self, query_terms: Sequence[str]) -> dict[str, int]:
+        return {t: df for t, (_, df) in self._lookup_terms(query_terms).items()}
+
+    def chunk_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        if not len(ids):
+            return np.zeros((0, DIM), dtype=np.float32)
+        rows = self.db.query_ids("chunks", "id", ids, "", ["id", "vector"])
+        by_id = {int(r["id"]): r["vector"] for r in rows}
+        return self._in_order(by_id, ids, "chunk")
+
+    @staticmethod
+    def _in_order(by_id: dict[int, Any], ids, what: str) -> np.ndarray:
+        try:
+            return np.array([by_id[int(i)] for i in ids], dtype=np.float32).reshape(-1, DIM)
+        except KeyError as exc:
+            raise IndexCorrupt(f"no vector for {what} {exc.args[0]} in the Milvus store") from exc
+
+    # -- sentences --------------------------------------------------------------
+
+    def _sentence_rows(self, ids: Sequence[int]) -> dict[int, dict]:
+        with self._lock:
+            found = {int(i): self._sentences[int(i)] for i in ids if int(i) in self._sentences}
+        missing = [int(i) for i in ids if int(i) not in found]
+        if missing:
+            rows = self.db.query_ids("sentences", "id", missing, "", SENTENCE_FIELDS)
+            found.update(self._remember(rows))
+        return found
+
+    def _remember(self, rows: list[dict]) -> dict[int, dict]:
+        out = {int(r["id"]): r for r in rows}
+        with self._lock:
+            self._sentences.update(out)
+            while len(self._sentences) > 20_000:
+                self._sentences.popitem(last=False)
+        return out
+
+    def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
+        if not len(chunk_ids):
+            return []
+        rows = self.db.query_ids("sentences", "chunk_id", chunk_ids, self.where, SENTENCE_FIELDS)
+        self._remember(rows)
+        return sorted(_span(r) for r in rows)
+
+    def sentences_around_chunks(self, chunk_ids: Sequence[int]) -> SpanTable:
+        """The chunks' sentences and, beside each chunk, the sentences with the
+        ids just before and after it, when this version holds them."""
+        rows = {r.id: r for r in self.sentences_of_chunks(chunk_ids)}
+        ends: dict[int, list[int]] = {}
+        for r in rows.values():
+            ends.setdefault(r.chunk_id, []).append(r.id)
+        beside = {i for ids in ends.values() for i in (min(ids) - 1, max(ids) + 1)} - rows.keys()
+        if beside:
+            more = self.db.query_ids("sentences", "id", sorted(beside), self.where, SENTENCE_FIELDS)
+            self._remember(more)
+            rows.update({r.id: r for r in map(_span, more)})
+        return SpanTable.of([rows[i] for i in sorted(rows)])
+
+    def sentence_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        if not len(ids):
+            return np.zeros((0, DIM), dtype=np.float32)
+        rows = self._sentence_rows(ids)
+        return self._in_order({i: r["vector"] for i, r in rows.items()}, ids, "sentence")
+
+    def term_presence(self, sentence_ids: Sequence[int], query_terms: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(sentence_ids), len(query_terms)), dtype=bool)
+        if not (len(sentence_ids) and len(query_terms)):
+            return out
+        rows = self._sentence_rows(sentence_ids)
+        for i, sid in enumerate(sentence_ids):
+            row = rows.get(int(sid))
+            if row is not None:
+                held = set(row["terms"].split())
+                out[i] = [t in held for t in query_terms]
+        return out
+
+    def term_counts(self, sentence_ids: Sequence[int]) -> np.ndarray:
+        if not len(sentence_ids):
+            return np.zeros(0, dtype=np.int64)
+        rows = self._sentence_rows(sentence_ids)
+        return np.array(
+            [len(rows[int(i)]["terms"].split()) if int(i) in rows else 0 for i in sentence_ids],
+            dtype=np.int64,
+        )
+
+    # -- chunks and articles -----------------------------------------------------
+    def chunks_of_articles(self, article_ids: Sequence[str]) -> np.ndarray:
+        if not article_ids:
+            return np.zeros(0, np.int64)
+        keys = {article_key(a) for a in article_ids}
+        rows = self.db.query_ids(
+            "chunks", "article_key", sorted(keys), self.where, ["id", "article_id"]
+        )
+        wanted = set(article_ids)
+        return np.array(sorted(int(r["id"]) for r in rows if r["article_id"] in wanted), np.int64)
+
+    def chunks_by_id(self, ids: Sequence[int]) -> list[SpanRow]:
+        if not ids:
+            return []
+        rows = self.db.query_ids("chunks", "id", ids, "", ["id", "article_id", "start", "end"])
+        by_id = {
+            int(r["id"]): SpanRow(
+                int(r["id"]), int(r["id"]), r["article_id"], int(r["start"]), int(r["end"])
+            )
+            for r in rows
+        }
+        return [by_id[int(i)] for i in ids if int(i) in by_id]
+
+    def article_rows(self, ids: Sequence[str]) -> dict[str, StoredArticle]:
+        """The stored articles with these ids (unknown ids are left out)."""
+        if not ids:
+            return {}
+        keys = sorted({article_key(a) for a in ids})
+        rows = self.db.query_ids(
+            "articles",
+            "article_key",
+            keys,
+            self.where,
+            ["article_id", "part", "content_hash", "title", "meta", "text"],
+        )
+        wanted = set(ids)
+        parts: dict[str, list[dict]] = {}
+        for r in rows:
+            if r["article_id"] in wanted:
+                parts.setdefault(r["article_id"], []).append(r)
+        out = {}
+        for aid, pieces in parts.items():
+            pieces.sort(key=lambda r: r["part"])
+            head, meta = pieces[0], pieces[0]["meta"]
+            out[aid] = StoredArticle(
+                id=aid,
+                title=head["title"],
+                text="".join(p["text"] for p in pieces),
+                content_hash=head["content_hash"],
+                **{k: meta.get(k) for k in ("url", "published", "author", "source", "origin")},
+            )
+        return out
+
+    def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
+        found: dict[str, tuple[ArticleRef, str]] = {}
+        with self._lock:
+            for i in ids:
+                if (hit := self._articles.get(i)) is not None:
+                    self._articles.move_to_end(i)
+                    found[i] = hit
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return found
+        fetched = {
+            a.id: (ArticleRef(id=a.id, title=a.title, url=a.url, published=a.published), a.text)
+            for a in self.article_rows(missing).values()
+        }
+        with self._lock:
+            for i, item in fetched.items():
+                if i not in self._articles:
+                    self._articles[i] = item
+                    self._cached_chars += len(item[1])
+            while self._cached_chars > ARTICLE_CACHE_CHARS and self._articles:
+                _, (_, text) = self._articles.popitem(last=False)
+                self._cached_chars -= len(text)
+        return found | fetched
+
+    def article(self, article_id: str) -> ArticleDetail:
+        a = self.article_rows([article_id]).get(article_id)
+        if a is None:
+            raise ArticleNotFound(f"no article with id {article_id!r} in the index")
+        return ArticleDetail(
+            id=a.id,
+            title=a.title,
+            url=a.url,
+            published=a.published,
+            author=a.author,
+            source=a.source,
+            text=a.text,
+        )
+
+    def articles(self) -> list[ArticleSummary]:
+        top = int(self.manifest.get("next_ids", {}).get("articles", 1))
+        rows = self.db.scan(
+            "articles", "row", top, f"part == 0 and {self.where}", ["article_id", "title", "meta"]
+        )
+        items = [
+            ArticleSummary(
+                id=r["article_id"],
+                title=r["title"],
+                url=r["meta"].get("url"),
+                published=r["meta"].get("published"),
+                chunks=int(r["meta"].get("chunks", 0)),
+            )
+            for r in rows
+        ]
+        # As SQLite's COLLATE NOCASE orders them: ASCII letters folded, nothing else.
+        return sorted(items, key=lambda a: (_ascii_fold(a.title), a.id))
+
+
+def _ascii_fold(text: str) -> str:
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+
+
+def _span(row: dict) -> SpanRow:
+    return SpanRow(
+        int(row["id"]), int(row["chunk_id"]), row["article_id"], int(row["start"]), int(row["end"])
+    )
+
+
+# -- writing -----------------------------------------------------------------------
+
+
+class MilvusWriteSession:
+    """The changes that make the next version; published by `MilvusStore.writer`."""
+
+    def __init__(
+        self,
+        db: _Milvus,
+        version: int,
+        base: dict | None,
+        fresh: bool,
+        chunker: ChunkerSettings,
+    ) -> None:
+        self.db = db
+        self.version = version
+        started = {**expected_manifest(chunker), "created": time.time(), "floor": version}
+        self.manifest: dict[str, Any] = dict(base) if base and not fresh else started
+        self.floor = int(self.manifest["floor"])
+        # Ids are never reused, a rebuild included: they continue from the last version's.
+        self._next = dict(
+            (base or {}).get("next_ids", {"articles": 1, "chunks": 1, "sentences": 1})
+        )
+        self.changed = fresh
+        self._live = f"born >= {self.floor} and died == {LIVE}"
+        self._hashes: dict[str, str | None] = {}  # this session's puts (hash) and removes (None)
+        self._pending: dict[str, list[dict]] = {"articles": [], "chunks": [], "sentences": []}
+
+    # -- reads for change detection ---------------------------------------------
+    def content_hash(self, article_id: str) -> str | None:
+        if article_id in self._hashes:
+            return self._hashes[article_id]
+        rows = self.db.query(
+            "articles",
+            f"article_key == {article_key(article_id)} and part == 0 and {self._live}",
+            ["article_id", "content_hash"],
+        )
+        return next((r["content_hash"] for r in rows if r["article_id"] == article_id), None)
+
+    def id_with_hash(self, content_hash: str) -> str | None:
+        for aid, h in self._hashes.items():
+            if h == content_hash:
+                return aid
+        if not content_hash.isalnum():  # a hash is hex; anything else is not stored
+            return None
+        rows = self.db.query(
+            "articles",
+            f'content_hash == "{content_hash}" and part == 0 and {self._live}',
+            ["article_id"],
+        )
+        return rows[0]["article_id"] if rows else None
+
+    # -- changes ----------------------------------------------------------------
+    def remove(self, article_id: str) -> bool:
+        if any(r["article_id"] == article_id for r in self._pending["articles"]):
+            self._flush()
+        key = article_key(article_id)
+        found = False
+        for coll in ("articles", "chunks", "sentences"):
+            rows = [
+                r
+                for r in self.db.query(coll, f"article_key == {key} and {self._live}", ["*"])
+                if r["article_id"] == article_id
+            ]
+            if coll == "articles" and not rows:
+                return False
+            found = True
+            pk = "row" if coll == "articles" else "id"
+            mine = [r[pk] for r in rows if r["born"] == self.version]
+            if mine:  # written by this session: no version ever saw them
+                self.db.delete(coll, f"{pk} in {_ints(mine)}")
+            older = [{**r, "died": self.version} for r in rows if r["born"] != self.version]
+            self.db.upsert(coll, older)
+        self._hashes[article_id] = None
+        self.changed = True
+        return found
+
+    def put(
+        self,
+        article: StoredArticle,
+        chunks: Sequence[ChunkRecord],
+        chunk_vectors: np.ndarray,
+        sentence_vectors: np.ndarray,
+    ) -> None:
+        n_sents = sum(len(c.sentences) for c in chunks)
+        if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
+            raise ValueError("vector counts do not match chunks and sentences")
+        self.remove(article.id)
+        key = article_key(article.id)
+        life = {"born": self.version, "died": LIVE}
+        meta = {
+            "url": article.url,
+            "published": article.published,
+            "author": article.author,
+            "source": article.source,
+            "origin": article.origin,
+            "chunks": len(chunks),
+        }
+        for part, text in enumerate(_text_parts(article.text)):
+            self._pending["articles"].append(
+                {
+                    "row": self._take("articles"),
+                    "article_key": key,
+                    "article_id": article.id,
+                    **life,
+                    "part": part,
+                    "content_hash": article.content_hash,
+                    "title": article.title if part == 0 else "",
+                    "meta": meta if part == 0 else {},
+                    "text": text,
+                    "nothing": NO_VECTOR,
+                }
+            )
+        s = 0
+        for chunk, vector in zip(chunks, chunk_vectors, strict=True):
+            cid = self._take("chunks")
+            self._pending["chunks"].append(
+                {
+                    "id": cid,
+                    "article_key": key,
+                    "article_id": article.id,
+                    **life,
+                    "start": chunk.start,
+                    "end": chunk.end,
+                    "terms": chunk.terms,
+                    "vector": vector.tolist(),
+                }
+            )
+            # A sentence term no chunk holds (a word cut by a hard split) can match
+            # no question: left out, as the embedded index leaves it out.
+            chunk_terms = set(chunk.terms.split())
+            for (start, end), sentence_terms in zip(
+                chunk.sentences, chunk.sentence_terms, strict=True
+            ):
+                self._pending["sentences"].append(
+                    {
+                        "id": self._take("sentences"),
+                        "chunk_id": cid,
+                        "article_key": key,
+                        "article_id": article.id,
+                        **life,
+                        "start": start,
+                        "end": end,
+                        "terms": " ".join(t for t in sentence_terms.split() if t in chunk_terms),
+                        "vector": sentence_vectors[s].tolist(),
+                    }
+                )
+                s += 1
+        self._hashes[article.id] = article.content_hash
+        self.changed = True
+        if sum(map(len, self._pending.values())) >= WRITE_BATCH:
+            self._flush()
+
+    def _take(self, what: str) -> int:
+        n = int(self._next.get(what, 1))
+        self._next[what] = n + 1
+        return n
+
+    def _flush(self) -> None:
+        for coll, rows in self._pending.items():
+            if rows:
+                self.db.insert(coll, rows)
+        self._pending = {k: [] for k in self._pending}
+
+    # -- publish ----------------------------------------------------------------
+    def finish(self) -> None:
+        """Write the version's BM25 weights, terms and manifest; `writer()` then
+        switches "current" to it."""
+        self._flush()
+        top = int(self._next.get("chunks", 1))
+        chunks = self.db.scan("chunks", "id", top, self._live, ["id", "terms"])
+        bm25 = bm25_weights((r["id"], r["terms"]) for r in chunks)
+        row = self.version << 32  # bm25/terms rows of version V: keys V·2³² + i
+        self.db.insert(
+            "bm25",
+            [
+                {"row": row + i, "chunk_id": cid, "version": self.version, "weights": weights}
+                for i, (cid, weights) in enumerate(sorted(bm25.weights.items()))
+            ],
+        )
+        self.db.insert(
+            "terms",
+            [
+                {
+                    "row": row + tid,
+                    "version": self.version,
+                    "term": term,
+                    "term_id": tid,
+                    "df": bm25.doc_freqs[term],
+                    "nothing": NO_VECTOR,
+                }
+                for term, tid in bm25.term_ids.items()
+            ],
+        )
+        counts = {
+            "articles": self.db.count("articles", f"part == 0 and {self._live}"),
+            "chunks": bm25.n_chunks,
+            "sentences": self.db.count("sentences", self._live),
+        }
+        self.manifest.update(
+            counts=counts, next_ids=self._next, floor=self.floor, updated=time.time()
+        )
+        info = json.dumps(self.manifest)
+        self.db.upsert(
+            "state",
+            [
+                {
+                    "key": f"v{self.version}",
+                    "version": self.version,
+                    "info": info,
+                    "nothing": NO_VECTOR,
+                }
+            ],
+        )
+
+    def abandon(self) -> None:
+        """Remove every row this session wrote and every mark it made."""
+        self._pending = {k: [] for k in self._pending}
+        with contextlib.suppress(QAError):
+            _undo(self.db, f"== {self.version}")
