@@ -5,8 +5,9 @@ which only grow within an index's lineage. Out, in a version's `dense/`:
 
     chunks.npy, chunk_ids.npy        chunk vectors, one row per id, ids increasing
     sentences.npy, sentence_ids.npy  the same for sentences
-    chunks.ivf.faiss, ann.json       from `ann_min_chunks` chunks on: an approximate
-                                     index of the chunk vectors (see below)
+    chunks.hnsw.faiss, ann.json      from `ann_min_chunks` chunks on: an approximate
+    chunks.hnsw.removed.npy          index of the chunk vectors, and the ids it still
+                                     holds that are gone (see below)
 
 Opening maps the arrays (`np.load(mmap_mode="r")`): nothing is read until a
 row is asked for, so opening costs the same at any size and the process holds
@@ -15,19 +16,21 @@ folder and merges them with the previous version's rows on publish, a block
 at a time, so indexing never holds the vectors in memory.
 
 Search is exact (one matrix-vector product over the mapped chunk rows) below
-`ann_min_chunks`; from there on an IVF index with 8-bit scalar-quantised codes
-proposes candidates (`nprobe` of its lists) and they are re-scored exactly
-from chunks.npy, so the cosines callers see are exact. IVF was chosen over
-HNSW by measurement (bench/bench_ann.py, bench/RESULTS.md): at equal recall it
-builds several times faster, takes a quarter of the memory, and supports
-removing ids, so a small update adds to the previous version's index instead
-of rebuilding it. Both search restricted to a set of ids (`allowed`).
+`ann_min_chunks`; from there on an HNSW graph over 8-bit scalar-quantised codes
+proposes candidates and they are re-scored exactly from chunks.npy, so the
+cosines callers see are exact. HNSW was chosen over IVF by measurement
+(bench/bench_ann.py, bench/RESULTS.md): questions are not drawn from the
+passages' distribution, and IVF needed a third of its lists probed to find
+0.97 of the exact 10 nearest where HNSW finds 0.98 in 1.5 ms. A new version
+adds its new chunks to the previous version's graph; HNSW cannot delete, so
+removed chunks stay in the graph as tombstones, filtered out of every search,
+until they pass a tenth of it and the graph is rebuilt. Searches can be
+restricted to a set of chunk ids (`allowed`), as FAISS selectors do.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from array import array
 from pathlib import Path
@@ -39,13 +42,17 @@ from qa.encoder import DIM
 from qa.lexical import npy_file
 
 DIR = "dense"
-ANN_FILE = "chunks.ivf.faiss"
+ANN_FILE = "chunks.hnsw.faiss"
+ANN_REMOVED = "chunks.hnsw.removed.npy"
 ANN_META = "ann.json"
-ANN_MIN_CHUNKS = 40_000  # below this, exact search takes under ~4 ms (bench/RESULTS.md)
-NPROBE = 48  # IVF lists searched: recall@10 >= 0.98 against exact (bench/bench_ann.py)
-RERANK = 8  # candidates re-scored exactly per result asked for
-MIN_CANDIDATES = 100
-RETRAIN_GROWTH = 4  # retrain the IVF lists once the index has grown this much since
+ANN_MIN_CHUNKS = 40_000  # below this, exact search takes a few ms (bench/RESULTS.md)
+HNSW_LINKS = 32
+EF_CONSTRUCTION = 40
+EF_SEARCH = 256  # recall@10 0.984 against exact on real questions (bench/bench_ann.py)
+RERANK = 8  # candidates re-scored exactly per result asked for ...
+MIN_CANDIDATES = 100  # ... and at least this many
+MAX_TOMBSTONES = 0.1  # rebuild the graph once this share of it is removed chunks
+TRAIN_ROWS = 20_000  # rows the 8-bit codes' ranges are learnt from
 BLOCK_ROWS = 32_768  # rows copied at a time when merging (~48 MB of float32)
 
 
@@ -55,11 +62,6 @@ def _faiss():
     # Queries are single vectors; threads only add contention on 2 cores.
     faiss.omp_set_num_threads(1)
     return faiss
-
-
-def nlist_for(n: int) -> int:
-    """IVF lists for n vectors: about 4·sqrt(n), the usual rule."""
-    return max(16, int(4 * math.sqrt(n)))
 
 
 class VectorSet:
@@ -126,12 +128,17 @@ class DenseIndex:
     """One version's vectors, opened read-only; safe to share between threads."""
 
     def __init__(
-        self, chunks: VectorSet, sentences: VectorSet, ann: Any = None, ann_meta: dict | None = None
+        self,
+        chunks: VectorSet,
+        sentences: VectorSet,
+        ann: Any = None,
+        tombstones: np.ndarray | None = None,
     ) -> None:
         self.chunks = chunks
         self.sentences = sentences
-        self.ann = ann  # a faiss IVF index over chunk ids, or None: exact search
-        self.ann_meta = ann_meta or {}
+        self.ann = ann  # a faiss HNSW index over chunk ids, or None: exact search
+        # Ids the graph holds that are no longer chunks: never returned.
+        self.tombstones = np.zeros(0, np.int64) if tombstones is None else tombstones
 
     @classmethod
     def open(cls, version: Path) -> DenseIndex:
@@ -142,16 +149,17 @@ class DenseIndex:
                 VectorSet.from_faiss(version / "chunks.faiss"),
                 VectorSet.from_faiss(version / "sentences.faiss"),
             )
-        ann, meta = None, {}
-        if (folder / ANN_FILE).exists():
-            faiss = _faiss()
-            meta = json.loads((folder / ANN_META).read_text())
-            ann = faiss.read_index(str(folder / ANN_FILE))
-            ann.nprobe = int(meta.get("nprobe", NPROBE))
         chunks, sentences = VectorSet.open(folder, "chunk"), VectorSet.open(folder, "sentence")
-        if ann is not None and ann.ntotal != len(chunks):
-            raise ValueError(f"{folder}: {ann.ntotal} IVF vectors for {len(chunks)} chunks")
-        return cls(chunks, sentences, ann, meta)
+        if not (folder / ANN_FILE).exists():
+            return cls(chunks, sentences)
+        ann = _faiss().read_index(str(folder / ANN_FILE))
+        tombstones = np.load(folder / ANN_REMOVED, allow_pickle=False)
+        if ann.ntotal != len(chunks) + len(tombstones):
+            raise ValueError(
+                f"{folder}: {ann.ntotal} graph vectors for {len(chunks)} chunks "
+                f"and {len(tombstones)} removed"
+            )
+        return cls(chunks, sentences, ann, tombstones)
 
     def search(
         self, qvec: np.ndarray, n: int, allowed: np.ndarray | None = None
@@ -173,12 +181,18 @@ class DenseIndex:
         return _top(candidates, chunks.get(candidates) @ q, n)
 
     def _candidates(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> np.ndarray:
+        """Up to k chunk ids the graph finds nearest `q`, sorted by id."""
         faiss = _faiss()
-        params = None
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(EF_SEARCH, k)
+        # Selectors are kept referenced until the search returns (FAISS holds raw pointers).
         if allowed is not None:
-            params = faiss.SearchParametersIVF(
-                sel=faiss.IDSelectorBatch(allowed), nprobe=self.ann.nprobe
-            )
+            keep = faiss.IDSelectorBatch(allowed)
+            params.sel = keep
+        elif len(self.tombstones):
+            gone = faiss.IDSelectorBatch(self.tombstones)
+            keep = faiss.IDSelectorNot(gone)
+            params.sel = keep
         _, ids = self.ann.search(q.reshape(1, -1), min(k, self.ann.ntotal), params=params)
         found = ids[0]
         return np.unique(found[found >= 0])
@@ -253,7 +267,7 @@ class DenseWriter:
         self.removed[kind].update(ids)
 
     def finish(self, ann_min_chunks: int) -> list[Path]:
-        """Write the merged arrays (and the IVF index when due); the files written."""
+        """Write the merged arrays (and the HNSW graph when due); the files written."""
         written = []
         merged = {}
         for kind, base in (("chunk", self.base.chunks), ("sentence", self.base.sentences)):
@@ -287,41 +301,44 @@ class DenseWriter:
         return VectorSet.open(self.folder, kind)
 
     def _write_ann(self, chunks: VectorSet, ann_min_chunks: int) -> list[Path]:
-        n = len(chunks)
-        if n < max(ann_min_chunks, 1):
+        if len(chunks) < max(ann_min_chunks, 1):
             return []
         faiss = _faiss()
-        trained_on = int(self.base.ann_meta.get("trained_on", 0))
-        if self.base.ann is not None and trained_on and n <= trained_on * RETRAIN_GROWTH:
-            # The writer opened its own copy of the base index: changed in place.
-            index = self.base.ann
-            removed = np.fromiter(self.removed["chunk"], np.int64)
-            if len(removed):
-                index.remove_ids(faiss.IDSelectorBatch(removed))
+        removed = np.fromiter(self.removed["chunk"], np.int64)
+        tombstones = np.union1d(self.base.tombstones, removed)
+        index = self.base.ann  # the writer's own copy of the base graph: grown in place
+        if index is not None and len(tombstones) <= MAX_TOMBSTONES * (
+            len(chunks) + len(tombstones)
+        ):
             keep = np.asarray(chunks.ids) > self.base_max_chunk_id  # the rows added
             ids = np.asarray(chunks.ids)
             for lo, block in _row_blocks(chunks.vectors, keep):
                 index.add_with_ids(block, ids[lo : lo + BLOCK_ROWS][keep[lo : lo + BLOCK_ROWS]])
         else:
-            index = build_ivf(chunks)
-            trained_on = n
-        index.nprobe = NPROBE
+            index, tombstones = build_hnsw(chunks), np.zeros(0, np.int64)
         faiss.write_index(index, str(self.folder / ANN_FILE))
-        meta = {"kind": "ivf-sq8", "nlist": index.nlist, "nprobe": NPROBE, "trained_on": trained_on}
+        np.save(self.folder / ANN_REMOVED, tombstones, allow_pickle=False)
+        meta = {
+            "kind": f"HNSW{HNSW_LINKS}_SQ8",
+            "ef_construction": EF_CONSTRUCTION,
+            "ef_search": EF_SEARCH,
+            "vectors": int(index.ntotal),
+            "removed": len(tombstones),
+        }
         (self.folder / ANN_META).write_text(json.dumps(meta))
-        return [self.folder / ANN_FILE, self.folder / ANN_META]
+        return [self.folder / ANN_FILE, self.folder / ANN_REMOVED, self.folder / ANN_META]
 
 
-def build_ivf(chunks: VectorSet, nlist: int | None = None, seed: int = 1234) -> Any:
-    """A trained IVF index with 8-bit codes over all of `chunks`, ids = chunk ids.
-    Trained on a sample of rows (FAISS wants ~40 per list), added a block at a time."""
+def build_hnsw(chunks: VectorSet, seed: int = 1234) -> Any:
+    """An HNSW graph over 8-bit codes of all of `chunks`, ids = chunk ids. The codes'
+    ranges are learnt from a sample of rows; vectors are added a block at a time."""
     faiss = _faiss()
     n = len(chunks)
-    nlist = nlist or nlist_for(n)
-    index = faiss.index_factory(DIM, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(DIM, f"IDMap2,HNSW{HNSW_LINKS}_SQ8", faiss.METRIC_INNER_PRODUCT)
+    faiss.downcast_index(index.index).hnsw.efConstruction = EF_CONSTRUCTION
     rng = np.random.default_rng(seed)
     sampled = np.zeros(n, dtype=bool)
-    sampled[rng.choice(n, size=min(n, 40 * nlist), replace=False)] = True
+    sampled[rng.choice(n, size=min(n, TRAIN_ROWS), replace=False)] = True
     index.train(np.concatenate([b for _, b in _row_blocks(chunks.vectors, sampled)]))
     ids = np.asarray(chunks.ids)
     for lo, block in _row_blocks(chunks.vectors, np.ones(n, dtype=bool)):

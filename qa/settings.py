@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     ann_min_chunks: int = Field(
         40_000,
         ge=1,
-        description="Chunks from which a new index version also gets an approximate (IVF) "
+        description="Chunks from which a new index version also gets an approximate (HNSW) "
         "dense index; below, the dense search is exact.",
     )
     max_concurrent: int = Field(8, ge=1, description="Questions answered at the same time.")

@@ -7,7 +7,7 @@ Layout (see index/README.md):
       LOCK               held (flock) by the one writer
       encoder/           ONNX copy of the model + tokenizer (immutable once written)
       versions/vNNNNNN/  manifest.json, store.sqlite, dense/ (chunk and sentence
-                         vectors as numpy arrays, and from a size on an IVF index:
+                         vectors as numpy arrays, and from a size on an HNSW graph:
                          see qa/dense.py), lexical/ (a bm25s index of the chunk terms
                          in store.sqlite, and each sentence's terms as vocabulary ids)
 
@@ -152,7 +152,7 @@ class IndexStore:
     ) -> None:
         self.root = Path(root)
         self.chunker = chunker or ChunkerSettings()
-        self.ann_min_chunks = ann_min_chunks  # versions written from this size get an IVF index
+        self.ann_min_chunks = ann_min_chunks  # versions from this size get an HNSW graph
 
     @property
     def encoder_dir(self) -> Path:
@@ -376,7 +376,7 @@ class Snapshot:
     # -- search ---------------------------------------------------------------
     def nearest_chunks(self, qvec: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The n chunks nearest the question: ids and (exact) cosines, best first.
-        Exact search, or from a size on the IVF index re-scored (qa/dense.py)."""
+        Exact search, or from a size on the HNSW graph re-scored (qa/dense.py)."""
         return self.dense.search(qvec, n)
 
     def search_terms(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
