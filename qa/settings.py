@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         120, ge=0, description="Requests per minute per client IP under /api (0: no limit)."
     )
     ann_min_chunks: int = Field(
-        40_000,
+        20_000,
         ge=1,
         description="Chunks from which a new index version also gets an approximate (HNSW) "
         "dense index; below, the dense search is exact.",
