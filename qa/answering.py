@@ -41,7 +41,7 @@ class Answerer:
         self, settings: Settings, encoder: Encoder | None = None, model: ScoreModel | None = None
     ) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.index_dir)
+        self.store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
         self.selector = QuoteSelector(model, blend=BLEND if model is None else None)
         self._reader_loaded = False
         self.conversation = ConversationReader()

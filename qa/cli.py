@@ -129,21 +129,33 @@ def _is_url(arg: str) -> bool:
 @click.option(
     "--rebuild", is_flag=True, help="Re-chunk and re-embed every stored article (after an upgrade)."
 )
+@click.option(
+    "--checkpoint",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Publish a version every N added or updated articles, so a killed run over a "
+    "large export resumes where it stopped when run again (0: once, at the end).",
+)
 @index_dir_option
 @clean_errors
-def index_cmd(paths: tuple[str, ...], rebuild: bool, index_dir: Path | None) -> None:
+def index_cmd(
+    paths: tuple[str, ...], rebuild: bool, checkpoint: int, index_dir: Path | None
+) -> None:
     """Add or update the articles in PATHS: files or folders (recursively), or URLs of
     an RSS/Atom feed, a sitemap or a page (each linked article is fetched).
 
-    Formats: .txt, .md, .html/.htm, .json, .jsonl. Unchanged articles are not
-    re-embedded; edited ones replace their old version. All of it is one update.
+    Formats: .txt, .md, .html/.htm, .json, .jsonl and .jsonl.gz (JSON lines of
+    any size, read one article at a time). Unchanged articles are not
+    re-embedded; edited ones replace their old version.
     """
     from qa.indexer import index_batches, read_file_batches, rebuild_index
+    from qa.models import IndexReport
     from qa.readers import iter_article_files
     from qa.store import IndexStore
 
     settings = _settings(index_dir)
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
     if rebuild:
         report = rebuild_index(store, export_onnx=settings.export_onnx)
         click.echo(
@@ -168,18 +180,27 @@ def index_cmd(paths: tuple[str, ...], rebuild: bool, index_dir: Path | None) -> 
             click.echo(f"{url}: {collected.listed} articles listed", err=True)
             batches.extend(collected.batches)
             batches.extend(("request", [], [p]) for p in collected.problems)
+
+    def published(so_far: IndexReport) -> None:
+        click.echo(
+            f"checkpoint: {so_far.added} added, {so_far.updated} updated, "
+            f"{so_far.unchanged} unchanged, {so_far.chunks} chunks in {so_far.seconds:.0f} s",
+            err=True,
+        )
+
+    run = functools.partial(
+        index_batches,
+        [*batches, *read_file_batches(files)],
+        store,
+        export_onnx=settings.export_onnx,
+        checkpoint=checkpoint,
+        on_checkpoint=published,
+    )
     if sys.stderr.isatty() and files:
         with click.progressbar(length=len(files), label="indexing", file=sys.stderr) as bar:
-            report = index_batches(
-                [*batches, *read_file_batches(files)],
-                store,
-                export_onnx=settings.export_onnx,
-                on_file=lambda _p: bar.update(1),
-            )
+            report = run(on_file=lambda _p: bar.update(1))
     else:
-        report = index_batches(
-            [*batches, *read_file_batches(files)], store, export_onnx=settings.export_onnx
-        )
+        report = run()
     if report.problems and not (
         report.added or report.updated or report.unchanged or report.duplicates
     ):
@@ -451,7 +472,9 @@ def articles_rm(article_ids: tuple[str, ...], index_dir: Path | None) -> None:
     from qa.indexer import remove_articles
     from qa.store import IndexStore
 
-    removed = remove_articles(IndexStore(_settings(index_dir).index_dir), list(article_ids))
+    settings = _settings(index_dir)
+    store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
+    removed = remove_articles(store, list(article_ids))
     missing = [a for a in article_ids if a not in removed]
     for a in removed:
         click.echo(f"removed {a}")

@@ -1,11 +1,14 @@
 """Files → articles → chunks → vectors → a new index version.
 
 In: paths (files or folders) and an `IndexStore`. Out: an `IndexReport` of
-what changed. Articles are streamed: read, chunked and embedded in bounded
-batches, so memory stays flat on large folders. Unchanged articles are not
-re-embedded; an edited one replaces its old chunks; unreadable files are
+what changed. Articles are streamed: read (a JSON-lines export line by line),
+chunked and embedded in bounded batches, their vectors written to disk as they
+come, so memory stays flat however large the input. Unchanged articles are
+not re-embedded (their content hash is compared first, so a rerun passes over
+them quickly); an edited one replaces its old chunks; unreadable files are
 reported and skipped while the rest is indexed. Nothing is published unless
-the whole run succeeds (see `IndexStore.writer`).
+the whole run succeeds (see `IndexStore.writer`), or, with `checkpoint`, every
+that many changed articles: a killed run then resumes from the last version.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from qa.chunking import chunk_text
 from qa.encoder import Encoder, export_onnx_encoder, has_onnx_encoder, load_encoder
 from qa.errors import UnreadableFile
 from qa.models import IndexReport, SourceArticle
-from qa.readers import iter_article_files, read_file
+from qa.readers import iter_article_files, stream_file
 from qa.store import ChunkRecord, IndexStore, StoredArticle, Writer
 from qa.terms import terms
 
@@ -29,6 +32,7 @@ BATCH_CHUNKS = 256  # chunks embedded together: enough to sort by length, small 
 MAX_ID_CHARS = 200
 
 ProgressCallback = Callable[[Path], None]
+CheckpointCallback = Callable[[IndexReport], None]
 
 
 def article_id(src: SourceArticle) -> str:
@@ -126,17 +130,24 @@ def chunk_records(article: StoredArticle, encoder: Encoder) -> list[ChunkRecord]
     ]
 
 
-FileBatch = tuple[Path | str, list[SourceArticle], list[str]]  # (source, articles, problems)
+# (source, its articles, problems): the articles may be a lazy iterator that
+# appends to `problems` while it is consumed, so problems are read afterwards.
+FileBatch = tuple[Path | str, Iterable[SourceArticle], list[str]]
+
+
+def _guarded(articles: Iterator[SourceArticle], problems: list[str]) -> Iterator[SourceArticle]:
+    try:
+        yield from articles
+    except UnreadableFile as exc:
+        problems.append(exc.message)
 
 
 def read_file_batches(files: Iterable[Path]) -> Iterator[FileBatch]:
-    """Each file read into its articles, a file that cannot be read into a problem."""
+    """Each file as a stream of its articles (a JSON-lines export of any size is
+    read article by article); what cannot be read becomes a problem."""
     for path in files:
-        try:
-            articles, problems = read_file(path)
-        except UnreadableFile as exc:
-            articles, problems = [], [exc.message]
-        yield path, articles, problems
+        problems: list[str] = []
+        yield path, _guarded(stream_file(path, problems), problems), problems
 
 
 def index_paths(
@@ -146,10 +157,19 @@ def index_paths(
     export_onnx: bool = True,
     on_file: ProgressCallback | None = None,
     files: Sequence[Path] | None = None,
+    checkpoint: int = 0,
+    on_checkpoint: CheckpointCallback | None = None,
 ) -> IndexReport:
     """Add or update the articles found under `paths` (files or folders)."""
     files = list(files) if files is not None else list(iter_article_files(paths))
-    return index_batches(read_file_batches(files), store, export_onnx=export_onnx, on_file=on_file)
+    return index_batches(
+        read_file_batches(files),
+        store,
+        export_onnx=export_onnx,
+        on_file=on_file,
+        checkpoint=checkpoint,
+        on_checkpoint=on_checkpoint,
+    )
 
 
 def index_articles(
@@ -159,31 +179,65 @@ def index_articles(
     return index_batches([("request", list(articles), [])], store, export_onnx=export_onnx)
 
 
+def _each_article(
+    batches: Iterable[FileBatch],
+    counts: dict[str, int],
+    problems: list[str],
+    on_file: ProgressCallback | None,
+) -> Iterator[SourceArticle]:
+    """The articles of every batch in order; files that yield none count as skipped."""
+    for source, articles, file_problems in batches:
+        found = 0
+        for src in articles:
+            found += 1
+            yield src
+        problems.extend(file_problems)
+        if not found:
+            counts["skipped"] += 1
+        if on_file and isinstance(source, Path):
+            on_file(source)
+
+
 def index_batches(
     batches: Iterable[FileBatch],
     store: IndexStore,
     *,
     export_onnx: bool = True,
     on_file: ProgressCallback | None = None,
+    checkpoint: int = 0,
+    on_checkpoint: CheckpointCallback | None = None,
     remove: Sequence[str] = (),
 ) -> IndexReport:
-    """The one indexing loop: every way of adding articles ends here. `remove` names
-    articles to delete in the same version (a source's pruned pages)."""
+    """The one indexing loop: every way of adding articles ends here.
+
+    `checkpoint` > 0 publishes a version after every that many added or updated
+    articles (and at the end), so a long run that is killed keeps its work.
+    `remove` names articles to delete in the first version written (a source's
+    pruned pages), so they go together with what replaces them.
+    """
     started = time.perf_counter()
     encoder = ensure_encoder(store, export_onnx)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "duplicates": 0, "skipped": 0, "chunks": 0}
     counts["removed"] = 0
     problems: list[str] = []
-    with store.writer() as writer:
-        writer.manifest["encoder"] = describe_encoder(encoder)
-        counts["removed"] = sum(writer.remove(i) for i in dict.fromkeys(remove))
-        batch = _Batch(writer, encoder)
-        seen_hashes: set[str] = set()
-        for source, articles, file_problems in batches:
-            problems.extend(file_problems)
-            if not articles:
-                counts["skipped"] += 1
-            for src in articles:
+    seen_hashes: set[str] = set()
+    pending = _each_article(batches, counts, problems, on_file)
+
+    def report() -> IndexReport:
+        seconds = round(time.perf_counter() - started, 2)
+        return IndexReport(**counts, seconds=seconds, problems=problems)
+
+    finished = False
+    while not finished:
+        finished = True
+        with store.writer() as writer:
+            writer.manifest["encoder"] = describe_encoder(encoder)
+            if remove:
+                counts["removed"] = sum(writer.remove(i) for i in dict.fromkeys(remove))
+                remove = ()
+            batch = _Batch(writer, encoder)
+            changed = 0
+            for src in pending:
                 stored = stored_article(src)
                 old = writer.content_hash(stored.id)
                 if old == stored.content_hash:
@@ -203,10 +257,14 @@ def index_batches(
                 counts["updated" if old else "added"] += 1
                 counts["chunks"] += len(records)
                 batch.add(stored, records)
-            if on_file and isinstance(source, Path):
-                on_file(source)
-        batch.flush()
-    return IndexReport(**counts, seconds=round(time.perf_counter() - started, 2), problems=problems)
+                changed += 1
+                if checkpoint and changed >= checkpoint:
+                    finished = False  # publish what is done, then carry on in a new version
+                    break
+            batch.flush()
+        if on_checkpoint and not finished:
+            on_checkpoint(report())
+    return report()
 
 
 def rebuild_index(store: IndexStore, *, export_onnx: bool = True) -> IndexReport:

@@ -13,12 +13,21 @@ vocabulary (`sentence_*.npy`, a compressed sparse row layout): quote
 selection asks which of a question's terms each candidate sentence holds, and
 reading that from arrays costs a few microseconds where analysing the text
 again cost about 18 per sentence.
+
+The writer builds these files from the rows in two passes over a scratch file
+of term ids, writing the score matrix straight into its memory-mapped `.npy`,
+so building takes the vocabulary's memory, not the corpus's; the scores equal
+bm25s's own build (method "lucene") value for value. A reader maps the arrays
+instead of reading them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import tempfile
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,6 +36,7 @@ import numpy as np
 DIR = "lexical"
 IDS_FILE = "chunk_ids.npy"
 SENTENCE_FILES = ("sentence_ids.npy", "sentence_indptr.npy", "sentence_terms.npy")
+BUILD_ENTRIES = 8_000_000  # score-matrix entries filled per pass when writing (~64 MB)
 K1 = 1.2  # FTS5's and Lucene's defaults
 B = 0.75
 
@@ -52,12 +62,15 @@ class SavedBM25:
         self.scores = scores  # bm25s's layout: data, indices, indptr, num_docs
 
     @classmethod
-    def load(cls, folder: Path) -> SavedBM25:
+    def load(cls, folder: Path, mmap: bool = False) -> SavedBM25:
         params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
         if params.get("method") != "lucene":  # other methods add a non-occurrence term
             raise ValueError(f"{folder}: BM25 variant {params.get('method')!r} is not read here")
         vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
-        data, indices, indptr = (np.load(folder / n, allow_pickle=False) for n in cls.FILES)
+        mode = "r" if mmap else None  # memory-mapped: pages are read as queries touch them
+        data, indices, indptr = (
+            np.load(folder / n, allow_pickle=False, mmap_mode=mode) for n in cls.FILES
+        )
         # bm25s keeps an empty term in its vocabulary that owns no column.
         whole = indptr[-1] == len(data) == len(indices)
         if not (whole and len(indptr) in (len(vocab), len(vocab) + 1)):
@@ -96,20 +109,30 @@ class LexicalIndex:
     def build(
         cls, rows: Iterable[tuple[int, str]], sentence_rows: Iterable[tuple[int, str]] = ()
     ) -> LexicalIndex:
-        """From (chunk id, space-separated terms) rows, and the same for sentences."""
-        ids: list[int] = []
-        # Documents as lists of vocabulary ids: each list holds references to the
-        # vocabulary's own ints, not a new string per token (~70 MB for BBC).
+        """From (chunk id, space-separated terms) rows, and the same for sentences,
+        in memory (for versions saved before lexical/ was): `write` then `load`."""
+        with tempfile.TemporaryDirectory() as scratch:
+            cls.write(Path(scratch), rows, sentence_rows)
+            return cls.load(Path(scratch), mmap=False)
+
+    @staticmethod
+    def write(
+        folder: Path, rows: Iterable[tuple[int, str]], sentence_rows: Iterable[tuple[int, str]]
+    ) -> list[Path]:
+        """Build the index of (chunk id, terms) rows, and the sentences' (id, terms)
+        rows, both in id order, into `folder` (created); the files written."""
+        folder.mkdir(parents=True, exist_ok=True)
         vocab: dict[str, int] = {}
-        corpus: list[list[int]] = []
-        for doc, text in rows:
-            ids.append(doc)
-            corpus.append([vocab.setdefault(t, len(vocab)) for t in text.split()])
-        if not ids:
-            return cls(None, np.zeros(0, dtype=np.int64))
-        model = _bm25s().BM25(k1=K1, b=B, method="lucene")
-        model.index((corpus, vocab), show_progress=False)
-        return cls(model, np.asarray(ids, dtype=np.int64), _sentence_arrays(model, sentence_rows))
+        scratch = folder / "terms.tmp"
+        try:
+            chunk_ids, lengths, doc_freq = _write_term_ids(rows, vocab, scratch)
+            np.save(folder / IDS_FILE, chunk_ids, allow_pickle=False)
+            if len(chunk_ids):
+                _write_scores(folder, scratch, lengths, doc_freq, vocab)
+            _write_sentences(folder, sentence_rows, vocab if len(chunk_ids) else None, scratch)
+        finally:
+            scratch.unlink(missing_ok=True)
+        return sorted(p for p in folder.iterdir() if p.is_file())
 
     def with_sentences(self, sentence_rows: Iterable[tuple[int, str]]) -> LexicalIndex:
         return LexicalIndex(self.model, self.chunk_ids, _sentence_arrays(self.model, sentence_rows))
@@ -118,36 +141,29 @@ class LexicalIndex:
     def has_sentences(self) -> bool:
         return len(self.sentence_ids) > 0 or self.model is None
 
-    def save(self, folder: Path) -> list[Path]:
-        """Write into `folder` (created); the files written, for the caller to fsync."""
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / IDS_FILE, self.chunk_ids, allow_pickle=False)
-        arrays = (self.sentence_ids, self.sentence_indptr, self.sentence_terms)
-        for name, array in zip(SENTENCE_FILES, arrays, strict=True):
-            np.save(folder / name, array, allow_pickle=False)
-        if self.model is not None:
-            self.model.save(str(folder), show_progress=False)
-        return sorted(p for p in folder.iterdir() if p.is_file())
-
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        """ValueError or OSError when the folder does not hold a whole index. A
+    def load(cls, folder: Path, mmap: bool = True) -> LexicalIndex:
+        """ValueError or OSError when the folder does not hold a whole index. The
+        arrays are memory-mapped unless `mmap` is False; the vocabulary is read. A
         folder saved before sentence terms were kept loads without them
         (`has_sentences` False): the caller supplies them with `with_sentences`."""
-        chunk_ids = np.load(folder / IDS_FILE, allow_pickle=False)
+        mode = "r" if mmap else None
+        chunk_ids = np.load(folder / IDS_FILE, allow_pickle=False, mmap_mode=mode)
         sentences = _NO_SENTENCES
         if all((folder / name).exists() for name in SENTENCE_FILES):
-            ids, indptr, terms = (np.load(folder / n, allow_pickle=False) for n in SENTENCE_FILES)
+            ids, indptr, terms = (
+                np.load(folder / n, allow_pickle=False, mmap_mode=mode) for n in SENTENCE_FILES
+            )
             if len(indptr) != len(ids) + 1 or indptr[-1] != len(terms):
                 raise ValueError(f"{folder}: sentence terms do not match their offsets")
             sentences = (ids, indptr, terms)
         if len(chunk_ids) == 0:
             return cls(None, chunk_ids)
-        model = SavedBM25.load(folder)
+        model = SavedBM25.load(folder, mmap=mmap)
         if model.scores.get("num_docs") != len(chunk_ids):
             raise ValueError(f"{folder}: {len(chunk_ids)} chunk ids for a different index")
-        if len(sentences[2]) and sentences[2].max() >= len(model.vocab_dict):
-            raise ValueError(f"{folder}: sentence terms outside the vocabulary")
+        # Sentence term ids are not checked against the vocabulary here: that reads
+        # every one. An id outside it matches no question term, so it is harmless.
         return cls(model, chunk_ids, sentences)
 
     def doc_freq(self, term: str) -> int:
@@ -224,16 +240,144 @@ class LexicalIndex:
 def _sentence_arrays(
     model, rows: Iterable[tuple[int, str]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sentence id, space-separated terms) rows → sorted ids, offsets, term ids.
-    A sentence term found in no chunk (only a word cut by a hard split of an
-    overlong sentence can be) is left out: no question can match it anyway."""
+    """(sentence id, space-separated terms) rows → sorted ids, offsets, term ids,
+    for an index loaded without them (saved before they were kept)."""
     if model is None:
         return _NO_SENTENCES
-    vocab = model.vocab_dict
-    pairs = sorted((int(i), str(t)) for i, t in rows)
-    ids = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
-    per_row = [[vocab[t] for t in text.split() if t in vocab] for _, text in pairs]
-    indptr = np.zeros(len(pairs) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in per_row], out=indptr[1:])
-    flat = np.fromiter((t for r in per_row for t in r), dtype=np.int32, count=int(indptr[-1]))
-    return ids, indptr, flat
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        ordered = sorted((int(i), str(t)) for i, t in rows)
+        _write_sentences(folder, ordered, model.vocab_dict, folder / "terms.tmp")
+        return tuple(np.load(folder / n, allow_pickle=False) for n in SENTENCE_FILES)
+
+
+def _write_term_ids(
+    rows: Iterable[tuple[int, str]], vocab: dict[str, int], scratch: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First pass: each document's term ids appended to `scratch` (int32), the
+    vocabulary grown in order of first use; returns ids, lengths, document frequencies."""
+    ids, lengths = array("q"), array("q")
+    doc_freq = np.zeros(1024, np.int64)
+    with open(scratch, "wb") as out:
+        for doc, text in rows:
+            term_ids = np.fromiter(
+                (vocab.setdefault(t, len(vocab)) for t in text.split()), dtype=np.int32
+            )
+            out.write(term_ids.tobytes())
+            ids.append(doc)
+            lengths.append(len(term_ids))
+            if len(vocab) > len(doc_freq):
+                doc_freq = np.concatenate([doc_freq, np.zeros(len(vocab), np.int64)])
+            doc_freq[np.unique(term_ids)] += 1
+    return (
+        np.frombuffer(ids, np.int64).copy(),
+        np.frombuffer(lengths, np.int64).copy(),
+        doc_freq[: len(vocab)],
+    )
+
+
+def npy_file(path: Path, dtype: np.dtype | str, shape: tuple[int, ...]):
+    """An open `.npy` file, its header written, for the caller to write the data into
+    in order: written by plain writes, not through a map, so the data written
+    never counts in the process's memory."""
+    fh = open(path, "wb")  # noqa: SIM115 - the caller closes it
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": shape,
+    }
+    np.lib.format.write_array_header_2_0(fh, header)
+    return fh
+
+
+def _write_scores(
+    folder: Path, scratch: Path, lengths: np.ndarray, doc_freq: np.ndarray, vocab: dict[str, int]
+) -> None:
+    """Second pass: the BM25 score matrix in bm25s's compressed-column files,
+    computed per document exactly as bm25s computes it. The matrix is filled a
+    range of columns (terms) at a time, at most BUILD_ENTRIES entries each, and
+    written out in order, so memory stays bounded whatever the corpus size."""
+    bm25s = _bm25s()
+    model = bm25s.BM25(k1=K1, b=B, method="lucene")
+    n_docs = len(lengths)
+    avg_len = lengths.mean()  # a numpy float64, as bm25s has it
+    idf = np.array(
+        [math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) for df in doc_freq.tolist()],
+        dtype=model.dtype,
+    )
+    indptr = np.zeros(len(vocab) + 1, np.int64)
+    np.cumsum(doc_freq, out=indptr[1:])
+    nnz = int(indptr[-1])
+    data_out = npy_file(folder / "data.csc.index.npy", model.dtype, (nnz,))
+    indices_out = npy_file(folder / "indices.csc.index.npy", model.int_dtype, (nnz,))
+    norms = K1 * ((1 - B) + B * lengths / avg_len)  # bm25s's length term, per document
+    with data_out, indices_out:
+        first = 0
+        while first < len(vocab):
+            reach = int(np.searchsorted(indptr, indptr[first] + BUILD_ENTRIES, side="right")) - 1
+            last = max(first + 1, min(reach, len(vocab)))
+            base = indptr[first]
+            data = np.zeros(int(indptr[last] - base), dtype=model.dtype)
+            indices = np.zeros(len(data), dtype=model.int_dtype)
+            fill = indptr[first:last] - base  # next free slot of each column in range
+            whole = first == 0 and last == len(vocab)
+            with open(scratch, "rb") as terms:
+                for doc, length in enumerate(lengths.tolist()):
+                    term_ids = np.frombuffer(terms.read(4 * length), np.int32)
+                    if not whole:
+                        term_ids = term_ids[(term_ids >= first) & (term_ids < last)]
+                        if not len(term_ids):
+                            continue
+                    term_ids, tf = np.unique(term_ids, return_counts=True)
+                    tf = tf.astype(model.dtype)
+                    # bm25s: tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf), times idf
+                    slots = fill[term_ids - first]
+                    data[slots] = idf[term_ids] * (tf / (norms[doc] + tf))
+                    indices[slots] = doc
+                    fill[term_ids - first] += 1
+            data_out.write(data.tobytes())
+            indices_out.write(indices.tobytes())
+            first = last
+    np.save(folder / "indptr.csc.index.npy", indptr, allow_pickle=False)
+    # bm25s adds an empty token after the vocabulary when it indexes; kept alike.
+    vocab_out = {**vocab, "": len(vocab)} if "" not in vocab else vocab
+    (folder / "vocab.index.json").write_text(json.dumps(vocab_out, ensure_ascii=False))
+    params = {
+        "k1": K1,
+        "b": B,
+        "delta": model.delta,
+        "method": model.method,
+        "idf_method": model.idf_method,
+        "dtype": model.dtype,
+        "int_dtype": model.int_dtype,
+        "num_docs": n_docs,
+        "version": bm25s.__version__,
+        "backend": model.backend,
+    }
+    (folder / "params.index.json").write_text(json.dumps(params, indent=4))
+
+
+def _write_sentences(
+    folder: Path, rows: Iterable[tuple[int, str]], vocab: dict[str, int] | None, scratch: Path
+) -> None:
+    """(sentence id, terms) rows in id order → sentence_ids, offsets and term ids
+    (a compressed sparse row layout). A sentence term found in no chunk (only a word
+    cut by a hard split of an overlong sentence can be) is left out: no question can
+    match it anyway. Without a vocabulary (no chunks) the arrays are empty."""
+    ids, ends = array("q"), array("q", [0])
+    total = 0
+    with open(scratch, "wb") as out:
+        for sid, text in rows if vocab is not None else ():
+            term_ids = np.fromiter((vocab[t] for t in text.split() if t in vocab), dtype=np.int32)
+            out.write(term_ids.tobytes())
+            total += len(term_ids)
+            ids.append(int(sid))
+            ends.append(total)
+    np.save(folder / SENTENCE_FILES[0], np.frombuffer(ids, np.int64), allow_pickle=False)
+    np.save(folder / SENTENCE_FILES[1], np.frombuffer(ends, np.int64), allow_pickle=False)
+    with (
+        npy_file(folder / SENTENCE_FILES[2], np.int32, (total,)) as out,
+        open(scratch, "rb") as src,
+    ):
+        while block := src.read(1 << 24):
+            out.write(block)

@@ -1,4 +1,4 @@
-"""Readers: turn article files (.txt, .md, .html, .json, .jsonl) into `SourceArticle`s.
+"""Readers: turn article files (.txt, .md, .html, .json, .jsonl, .jsonl.gz) into `SourceArticle`s.
 
 The `text` a reader produces is what quote offsets index into, so every format
 goes through one `normalize_text` that is deterministic and idempotent: reading
@@ -7,11 +7,17 @@ the same file twice always gives the same characters.
 Errors: a file that cannot be used at all raises `UnreadableFile("<path>:
 <reason>")`; a file holding several articles (JSON list, JSON lines) keeps its
 good records and reports the bad ones as problems instead of failing whole.
+
+A single document is at most 20 MB; a JSON-lines export (`.jsonl`, or gzipped
+`.jsonl.gz`) may be any size: `stream_file` reads it line by line, one
+article at a time, so indexing a bulk export never holds it in memory.
 """
 
 from __future__ import annotations
 
 import codecs
+import gzip
+import io
 import json
 import os
 import re
@@ -26,7 +32,8 @@ from qa.errors import UnreadableFile
 from qa.models import SourceArticle
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
-"""Larger files are rejected: no article is that long, and reading one would stall indexing."""
+"""Larger single documents and uploads are rejected: no article is that long, and reading
+one would stall indexing. JSON-lines files are streamed instead, each line held to it."""
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".txt",
@@ -36,7 +43,9 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
     ".htm",
     ".json",
     ".jsonl",
+    ".jsonl.gz",
 )
+STREAMED_SUFFIXES = (".jsonl", ".jsonl.gz")  # one article per line: read line by line
 
 # Project documentation that commonly sits beside a corpus (the BBC set ships a
 # README.TXT): skipped when a directory is expanded, still read when named explicitly.
@@ -63,8 +72,14 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def file_suffix(path: Path) -> str:
+    """The format's suffix, lower-cased: `.jsonl.gz` counts as one."""
+    name = path.name.lower()
+    return ".jsonl.gz" if name.endswith(".jsonl.gz") else path.suffix.lower()
+
+
 def _is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED_SUFFIXES
+    return file_suffix(path) in SUPPORTED_SUFFIXES
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -87,7 +102,7 @@ def _walk(directory: Path) -> Iterator[Path]:
             is_dir = False
         if is_dir:
             yield from _walk(path)
-        elif _is_supported(path) and path.stem.lower() not in _NON_ARTICLE_STEMS:
+        elif _is_supported(path) and path.name.lower().split(".")[0] not in _NON_ARTICLE_STEMS:
             yield path
 
 
@@ -194,13 +209,17 @@ def _fail(path: Path, reason: str) -> UnreadableFile:
     return UnreadableFile(f"{path}: {reason}")
 
 
+_BULK_HINT = " (a bulk export of any size can be given as .jsonl, one article per line)"
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         if path.is_dir():
             raise _fail(path, "is a directory")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise _fail(path, f"file too large ({size / 1e6:.1f} MB; the limit is 20 MB)")
+            reason = f"file too large ({size / 1e6:.1f} MB; the limit is 20 MB)"
+            raise _fail(path, reason + _BULK_HINT)
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -488,10 +507,11 @@ def _article_from_object(
     )
 
 
-def _read_jsonl(raw: str, path: Path, origin: str, problems: list[str]) -> list[SourceArticle]:
-    articles: list[SourceArticle] = []
-    # split("\n"), not splitlines(): JSON strings may contain raw U+2028 and friends.
-    for number, line in enumerate(raw.split("\n"), start=1):
+def _jsonl_articles(
+    lines: Iterable[str], path: Path, origin: str, problems: list[str]
+) -> Iterator[SourceArticle]:
+    """One article per non-blank line (numbered from 1); bad lines become problems."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}: line {number}"
@@ -502,8 +522,12 @@ def _read_jsonl(raw: str, path: Path, origin: str, problems: list[str]) -> list[
             continue
         article = _article_from_object(obj, f"{origin}#{number}", where, problems)
         if article is not None:
-            articles.append(article)
-    return articles
+            yield article
+
+
+def _read_jsonl(raw: str, path: Path, origin: str, problems: list[str]) -> list[SourceArticle]:
+    # split("\n"), not splitlines(): JSON strings may contain raw U+2028 and friends.
+    return list(_jsonl_articles(raw.split("\n"), path, origin, problems))
 
 
 def _read_json(raw: str, path: Path, origin: str, problems: list[str]) -> list[SourceArticle]:
@@ -603,7 +627,7 @@ def read_file(path: Path | str) -> tuple[list[SourceArticle], list[str]]:
     or fields that were dropped (an invalid `published` date); the rest is returned.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if not path.exists() and not path.is_symlink():
         raise _fail(path, "no such file")
     if path.is_dir():
@@ -614,10 +638,84 @@ def read_file(path: Path | str) -> tuple[list[SourceArticle], list[str]]:
         )
     _check_suffix(path, suffix)
 
+    if _streamed(path, suffix):
+        problems: list[str] = []
+        return list(stream_file(path, problems)), problems
     raw = _decode(_read_bytes(path), path)
     if not raw.strip():
         raise _fail(path, "file contains only whitespace")
     return _parse(raw, suffix, path, str(path.resolve()))
+
+
+def _streamed(path: Path, suffix: str) -> bool:
+    """Read line by line: every `.jsonl.gz`, and a `.jsonl` over the single-document
+    limit (smaller ones are read whole, keeping the whole-file checks)."""
+    try:
+        return suffix == ".jsonl.gz" or (
+            suffix == ".jsonl" and path.is_file() and path.stat().st_size > MAX_FILE_BYTES
+        )
+    except OSError:
+        return False  # read_file reports why
+
+
+def _text_lines(path: Path, problems: list[str]) -> Iterator[str]:
+    """A JSON-lines file's lines, decoded one at a time (gzip when it is `.gz`).
+    A line that is neither UTF-8 nor cp1252 text, or longer than one document
+    may be, is reported and passed over as a blank line, keeping the numbering."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            for number, data in enumerate(fh, start=1):
+                if number == 1:
+                    data = data.removeprefix(codecs.BOM_UTF8)
+                if len(data) > MAX_FILE_BYTES:
+                    problems.append(f"{path}: line {number}: record too large (the limit is 20 MB)")
+                    yield ""
+                    continue
+                try:
+                    yield data.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = data.decode("cp1252", errors="replace")
+                    if "\ufffd" in text or not _looks_like_text(text):
+                        problems.append(f"{path}: line {number}: not text")
+                        text = ""
+                    yield text
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except PermissionError:
+        raise _fail(path, "permission denied") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut file an EOFError
+        raise _fail(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def stream_file(path: Path | str, problems: list[str]) -> Iterator[SourceArticle]:
+    """`read_file` one article at a time, for files of any size.
+
+    A JSON-lines file (`.jsonl`, `.jsonl.gz`) is read line by line without a size
+    limit; every other format is read whole by `read_file` (20 MB at most). Problems
+    are appended to `problems` as they are met. Raises `UnreadableFile` as
+    `read_file` does, for a JSON-lines file as soon as it proves to hold no article.
+    """
+    path = Path(path)
+    suffix = file_suffix(path)
+    if not _streamed(path, suffix):
+        # The whole-file path keeps its checks (encodings, binary data, empty files).
+        articles, found = read_file(path)
+        problems.extend(found)
+        yield from articles
+        return
+    own: list[str] = []
+    count = 0
+    lines = _text_lines(path, own)
+    for article in _jsonl_articles(lines, path, str(path.resolve()), own):
+        problems.extend(own)
+        own.clear()
+        count += 1
+        yield article
+    if not count:
+        reason = own[0].removeprefix(f"{path}: ") if own else "no article text found"
+        raise _fail(path, f"no readable article: {reason}")
+    problems.extend(own)
 
 
 def read_articles(path: Path | str) -> list[SourceArticle]:
@@ -642,6 +740,18 @@ def _upload_name(filename: str) -> str:
     return name or "upload"
 
 
+def _gunzip_upload(data: bytes, display: Path) -> bytes:
+    """An upload's gzipped bytes, held to the same 20 MB once decompressed."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            plain = fh.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError):
+        raise _fail(display, "not a valid gzip file") from None
+    if len(plain) > MAX_FILE_BYTES:
+        raise _fail(display, "file too large once decompressed (the limit is 20 MB)")
+    return plain
+
+
 def read_upload(
     filename: str, data: bytes, *, origin: str | None = None
 ) -> tuple[list[SourceArticle], list[str]]:
@@ -655,10 +765,13 @@ def read_upload(
     name = _upload_name(filename)
     display = Path(name)  # for messages and derived titles only; never opened
     origin = origin or f"upload:{name}"
-    suffix = display.suffix.lower()
+    suffix = file_suffix(display)
     _check_suffix(display, suffix)
     if len(data) > MAX_FILE_BYTES:
         raise _fail(display, f"file too large ({len(data) / 1e6:.1f} MB; the limit is 20 MB)")
+    if suffix == ".jsonl.gz":
+        data = _gunzip_upload(data, display)
+        suffix = ".jsonl"
     raw = _decode(data, display)
     if not raw.strip():
         raise _fail(display, "file contains only whitespace")

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         120, ge=0, description="Requests per minute per client IP under /api (0: no limit)."
     )
+    ann_min_chunks: int = Field(
+        20_000,
+        ge=1,
+        description="Chunks from which a new index version also gets an approximate (HNSW) "
+        "dense index; below, the dense search is exact.",
+    )
     max_concurrent: int = Field(8, ge=1, description="Questions answered at the same time.")
     queue_timeout: float = Field(
         2.0,

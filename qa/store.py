@@ -6,15 +6,19 @@ Layout (see index/README.md):
       CURRENT            name of the live version, switched with os.replace
       LOCK               held (flock) by the one writer
       encoder/           ONNX copy of the model + tokenizer (immutable once written)
-      versions/vNNNNNN/  manifest.json, store.sqlite, chunks.faiss, sentences.faiss,
-                         lexical/ (a bm25s index of the chunk terms in store.sqlite,
-                         and each sentence's terms as vocabulary ids)
+      versions/vNNNNNN/  manifest.json, store.sqlite, dense/ (chunk and sentence
+                         vectors as numpy arrays, and from a size on an HNSW graph:
+                         see qa/dense.py), lexical/ (a bm25s index of the chunk terms
+                         in store.sqlite, and each sentence's terms as vocabulary ids)
 
 A write copies the live version into a new folder, changes the copy, fsyncs
 it, then points CURRENT at it; a crash at any moment leaves the old version
-live and whole. Readers open one version and never see a mix. Nothing is
-pickled: metadata is SQLite, vectors are FAISS's own format, the bm25s
-index numpy arrays and JSON (loaded with allow_pickle=False), manifests JSON.
+live and whole. Readers open one version and never see a mix; they map its
+vectors and BM25 arrays into memory rather than reading them, so opening is
+quick and cheap at any size. Nothing is pickled: metadata is SQLite, vectors
+and the bm25s index numpy arrays (loaded with allow_pickle=False) and JSON,
+the approximate index FAISS's own format, manifests JSON. Versions written
+before dense/ (chunks.faiss, sentences.faiss) are still read.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from qa.chunking import ChunkerSettings
+from qa.dense import ANN_MIN_CHUNKS, DenseIndex, DenseWriter
 from qa.encoder import DIM, MODEL_NAME
 from qa.errors import (
     ArticleNotFound,
@@ -104,14 +108,6 @@ def published_day(published: str | None) -> str | None:
         return None
 
 
-def _faiss():
-    import faiss
-
-    # Queries are single vectors; threads only add contention on 2 cores.
-    faiss.omp_set_num_threads(1)
-    return faiss
-
-
 def expected_manifest(chunker: ChunkerSettings) -> dict:
     return {
         "format_version": FORMAT_VERSION,
@@ -162,9 +158,16 @@ def _fsync_file(path: Path) -> None:
 class IndexStore:
     """An index directory: open the live version, or write a new one."""
 
-    def __init__(self, root: Path, chunker: ChunkerSettings | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        chunker: ChunkerSettings | None = None,
+        *,
+        ann_min_chunks: int = ANN_MIN_CHUNKS,
+    ) -> None:
         self.root = Path(root)
         self.chunker = chunker or ChunkerSettings()
+        self.ann_min_chunks = ann_min_chunks  # versions from this size get an HNSW graph
 
     @property
     def encoder_dir(self) -> Path:
@@ -214,7 +217,12 @@ class IndexStore:
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
             try:  # copying the live version also checks it: a damaged one is not built on
-                writer = Writer(work, self.versions_dir / base if base else None, self.chunker)
+                writer = Writer(
+                    work,
+                    self.versions_dir / base if base else None,
+                    self.chunker,
+                    ann_min_chunks=self.ann_min_chunks,
+                )
             except BaseException:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
@@ -297,24 +305,22 @@ def _check_manifest(folder: Path, chunker: ChunkerSettings) -> dict:
     return manifest
 
 
-def _load_vectors(folder: Path, db: sqlite3.Connection) -> tuple[Any, Any, int, int]:
-    """A version's FAISS indexes, checked against its metadata rows: a version whose
-    vector and row counts differ is corrupt, whoever opens it (reader or writer)."""
-    faiss = _faiss()
+def _load_dense(folder: Path, db: sqlite3.Connection) -> tuple[DenseIndex, int, int]:
+    """A version's vectors (memory-mapped), checked against its metadata rows: a
+    version whose vector and row counts differ is corrupt, whoever opens it."""
     try:
         n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         n_sents = db.execute("SELECT count(*) FROM sentences").fetchone()[0]
-        chunk_index = faiss.read_index(str(folder / "chunks.faiss"))
-        sentence_index = faiss.read_index(str(folder / "sentences.faiss"))
-    except (sqlite3.Error, RuntimeError, OSError) as exc:
+        dense = DenseIndex.open(folder)
+    except (sqlite3.Error, RuntimeError, OSError, ValueError, KeyError) as exc:
         raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
-    if chunk_index.ntotal != n_chunks or sentence_index.ntotal != n_sents:
+    if len(dense.chunks) != n_chunks or len(dense.sentences) != n_sents:
         raise IndexCorrupt(
-            f"index version {folder} is inconsistent: {chunk_index.ntotal} chunk vectors "
-            f"for {n_chunks} chunks, {sentence_index.ntotal} sentence vectors for "
+            f"index version {folder} is inconsistent: {len(dense.chunks)} chunk vectors "
+            f"for {n_chunks} chunks, {len(dense.sentences)} sentence vectors for "
             f"{n_sents} sentences"
         )
-    return chunk_index, sentence_index, n_chunks, n_sents
+    return dense, n_chunks, n_sents
 
 
 def _has_sentence_terms(db: sqlite3.Connection) -> bool:
@@ -371,7 +377,7 @@ class Snapshot:
             self.spans = SentenceSpans(self._db)
         except sqlite3.Error as exc:
             raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
-        self.chunk_index, self.sentence_index, n_chunks, n_sents = _load_vectors(folder, self._db)
+        self.dense, n_chunks, n_sents = _load_dense(folder, self._db)
         self.n_chunks = n_chunks
         self.n_sentences = n_sents
         self._lock = threading.Lock()
@@ -388,26 +394,10 @@ class Snapshot:
     def nearest_chunks(
         self, qvec: np.ndarray, n: int, among: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The n chunks nearest the question: ids and cosines, best first. `among`:
-        only these chunk ids (sorted) are searched (see `chunks_matching`)."""
-        size = self.chunk_index.ntotal if among is None else len(among)
-        if self.chunk_index.ntotal == 0 or size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        params = None
-        if among is not None:
-            # A selector skips the other vectors during the flat scan. Measured on a
-            # 12,000-chunk index: 0.1 ms for 10 allowed chunks to 5 ms for all of them,
-            # never far from the unfiltered search; scoring reconstructed vectors was
-            # as fast only under a few hundred chunks, so one path serves every size.
-            faiss = _faiss()
-            params = faiss.SearchParameters(
-                sel=faiss.IDSelectorBatch(np.ascontiguousarray(among, dtype=np.int64))
-            )
-        scores, ids = self.chunk_index.search(
-            qvec.reshape(1, -1).astype(np.float32), min(n, size), params=params
-        )
-        found = ids[0] >= 0
-        return ids[0][found], scores[0][found]
+        """The n chunks nearest the question: ids and (exact) cosines, best first.
+        Exact search, or from a size on the HNSW graph re-scored (qa/dense.py).
+        `among`: only these chunk ids (sorted) are searched (see `chunks_matching`)."""
+        return self.dense.search(qvec, n, among)
 
     def search_terms(self, query_terms: Sequence[str], n: int) -> list[tuple[int, float]]:
         """BM25 over chunk terms; higher is better."""
@@ -470,14 +460,10 @@ class Snapshot:
         return {t: n for t, n in found.items() if n}
 
     def sentence_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        if not len(ids):
-            return np.zeros((0, DIM), dtype=np.float32)
-        return self.sentence_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return self.dense.sentences.get(np.asarray(ids, dtype=np.int64))
 
     def chunk_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        if not len(ids):
-            return np.zeros((0, DIM), dtype=np.float32)
-        return self.chunk_index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return self.dense.chunks.get(np.asarray(ids, dtype=np.int64))
 
     # -- metadata -------------------------------------------------------------
     def sentences_of_chunks(self, chunk_ids: Sequence[int]) -> list[SpanRow]:
@@ -612,12 +598,18 @@ class Snapshot:
 class Writer:
     """Changes to a private copy of the live version; published by IndexStore.writer."""
 
-    def __init__(self, work: Path, base: Path | None, chunker: ChunkerSettings) -> None:
+    def __init__(
+        self,
+        work: Path,
+        base: Path | None,
+        chunker: ChunkerSettings,
+        *,
+        ann_min_chunks: int = ANN_MIN_CHUNKS,
+    ) -> None:
         self.work = work
         self.chunker = chunker
+        self.ann_min_chunks = ann_min_chunks
         self.changed = False
-        faiss = _faiss()
-        self._faiss = faiss
         db_path = work / "store.sqlite"
         if base is not None:
             self.manifest = _check_manifest(base, chunker)
@@ -629,7 +621,12 @@ class Writer:
             except sqlite3.Error as exc:
                 self.db.close()
                 raise IndexCorrupt(f"index version {base} cannot be read: {exc}") from exc
-            self.chunk_index, self.sentence_index, _, _ = _load_vectors(base, self.db)
+            try:
+                base_dense, _, _ = _load_dense(base, self.db)
+            except IndexCorrupt:
+                self.db.close()
+                raise
+            self.dense = DenseWriter(work, base_dense)
             if not _has_sentence_terms(self.db):  # a version written before they were kept
                 rows = list(_sentence_term_rows(self.db))
                 self.db.executescript(_SENTENCE_TERMS_TABLE)
@@ -638,8 +635,7 @@ class Writer:
         else:
             self.db = sqlite3.connect(db_path)
             self.db.executescript(_SCHEMA)
-            self.chunk_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
-            self.sentence_index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+            self.dense = DenseWriter(work, None)
             self.manifest = {**expected_manifest(chunker), "created": time.time()}
         self.db.execute("PRAGMA journal_mode = OFF")  # the whole file is a throwaway copy
         self.db.execute("PRAGMA synchronous = OFF")  # fsynced once, in finish()
@@ -675,10 +671,8 @@ class Writer:
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.executemany("DELETE FROM chunk_terms WHERE rowid = ?", [(i,) for i in chunk_ids])
         self.db.executemany("DELETE FROM sentence_terms WHERE id = ?", [(i,) for i in sent_ids])
-        if chunk_ids:
-            self.chunk_index.remove_ids(np.asarray(chunk_ids, dtype=np.int64))
-        if sent_ids:
-            self.sentence_index.remove_ids(np.asarray(sent_ids, dtype=np.int64))
+        self.dense.remove("chunk", chunk_ids)
+        self.dense.remove("sentence", sent_ids)
         self.changed = True
         return True
 
@@ -736,9 +730,9 @@ class Writer:
                 )
                 sent_ids.append(next_sent)
                 next_sent += 1
-        if chunk_ids:
-            self.chunk_index.add_with_ids(chunk_vectors, np.asarray(chunk_ids, dtype=np.int64))
-            self.sentence_index.add_with_ids(sentence_vectors, np.asarray(sent_ids, dtype=np.int64))
+        if chunk_ids:  # appended to files in the work folder, not kept in memory
+            self.dense.add("chunk", np.asarray(chunk_ids, dtype=np.int64), chunk_vectors)
+            self.dense.add("sentence", np.asarray(sent_ids, dtype=np.int64), sentence_vectors)
         self.changed = True
 
     def _next_id(self, table: str) -> int:
@@ -756,23 +750,26 @@ class Writer:
             t: self.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # nosec B608
             for t in ("articles", "chunks", "sentences")
         }
-        lexical = LexicalIndex.build(
-            self.db.execute("SELECT rowid, terms FROM chunk_terms"),
-            self.db.execute("SELECT id, terms FROM sentence_terms"),
+        # Built straight into its files from the rows, a block at a time (qa/lexical.py).
+        lexical_files = LexicalIndex.write(
+            self.work / LEXICAL_DIR,
+            self.db.execute("SELECT rowid, terms FROM chunk_terms ORDER BY rowid"),
+            self.db.execute("SELECT id, terms FROM sentence_terms ORDER BY id"),
         )
         self.db.close()
-        lexical_files = lexical.save(self.work / LEXICAL_DIR)
-        self._faiss.write_index(self.chunk_index, str(self.work / "chunks.faiss"))
-        self._faiss.write_index(self.sentence_index, str(self.work / "sentences.faiss"))
+        dense_files = self.dense.finish(self.ann_min_chunks)
         self.manifest.update(counts=counts, updated=time.time())
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
-        for path in lexical_files:
+        for path in [*lexical_files, *dense_files]:
             _fsync_file(path)
         _fsync_dir(self.work / LEXICAL_DIR)
-        for name in ("store.sqlite", "chunks.faiss", "sentences.faiss", "manifest.json"):
+        _fsync_dir(self.dense.folder)
+        for name in ("store.sqlite", "manifest.json"):
             _fsync_file(self.work / name)
         _fsync_dir(self.work)
 
     def abandon(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
+        if hasattr(self, "dense"):
+            self.dense.abandon()

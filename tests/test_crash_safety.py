@@ -93,8 +93,8 @@ def check_index(index_dir: Path) -> tuple[str, int, list[str]]:
     """Open the live version and check it is whole: (version, articles, article ids)."""
     snap = IndexStore(index_dir).open()
     try:
-        assert snap.chunk_index.ntotal == snap.n_chunks
-        assert snap.sentence_index.ntotal == snap.n_sentences
+        assert len(snap.dense.chunks) == snap.n_chunks
+        assert len(snap.dense.sentences) == snap.n_sentences
         ids = [a.id for a in snap.articles()]
         assert len(ids) == snap.n_articles
         return snap.version, snap.n_articles, ids

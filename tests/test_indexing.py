@@ -116,15 +116,15 @@ def test_missing_index_is_a_clear_error(tmp_path):
         Answerer(Settings(index_dir=tmp_path / "nothing-here")).ask("What is K-SPACE?")
 
 
-@pytest.mark.parametrize("damage", ["manifest", "faiss", "sqlite", "foreign-model"])
+@pytest.mark.parametrize("damage", ["manifest", "vectors", "sqlite", "foreign-model"])
 def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
     store = IndexStore(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
     if damage == "manifest":
         (version / "manifest.json").write_text("{not json")
-    elif damage == "faiss":
-        (version / "chunks.faiss").write_bytes(b"garbage" * 10)
+    elif damage == "vectors":
+        (version / "dense" / "chunks.npy").write_bytes(b"garbage" * 10)
     elif damage == "sqlite":
         (version / "store.sqlite").write_bytes(b"garbage" * 1000)
     else:
