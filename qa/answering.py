@@ -11,6 +11,7 @@ question → vector + terms → `retrieval.retrieve` (passages) →
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -70,28 +71,31 @@ class Answerer:
                     self.selector.reader = Reader()
                 self._reader_loaded = True
 
-    def _load_models_aside(self) -> threading.Thread | None:
+    def _load_models_aside(self) -> list[threading.Thread]:
         """On the first question, build the encoder's and the reader's ONNX
-        sessions in a thread while the caller opens the index: onnxruntime
-        releases the GIL while it builds, so a cold `qa ask` overlaps the two.
+        sessions in two threads while the caller opens the index: onnxruntime
+        releases the GIL while it builds, so a cold `qa ask` overlaps all three.
         A failure there is left for the main path to raise again, clearly."""
-        if self._encoder is not None and self._reader_loaded:
-            return None
 
-        def load() -> None:
-            try:
+        def reader() -> None:
+            with contextlib.suppress(Exception):  # raised again on the main path
                 self.load_reader()
-                # Only the index's own ONNX encoder: a missing index must still
-                # fail at once, not after a torch import in the background.
+
+        def encoder() -> None:
+            # Only the index's own ONNX encoder: a missing index must still fail
+            # at once, not after a torch import in the background.
+            with contextlib.suppress(Exception):
                 folder = self.store.encoder_dir
                 if self.settings.encoder != "torch" and folder and has_onnx_encoder(folder):
                     _ = self.encoder
-            except Exception:  # nosec B110 - raised again on the main path, where it is reported
-                pass
 
-        thread = threading.Thread(target=load, name="qa-load-models", daemon=True)
-        thread.start()
-        return thread
+        jobs = [] if self._reader_loaded else [reader]
+        if self._encoder is None:
+            jobs.append(encoder)
+        threads = [threading.Thread(target=job, name="qa-load-models", daemon=True) for job in jobs]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def snapshot(self) -> Snapshot:
         """The live version, reopened when a writer has published a new one."""
@@ -141,8 +145,8 @@ class Answerer:
             _check_text(turn.question, f"earlier question {n + 1}")
         loading = self._load_models_aside()
         snap = self.snapshot()
-        if loading is not None:
-            loading.join()
+        for thread in loading:
+            thread.join()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
         filters = filters if filters is not None and filters.active else None

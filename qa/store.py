@@ -52,7 +52,7 @@ from qa.errors import (
 from qa.lexical import DIR as LEXICAL_DIR
 from qa.lexical import LexicalIndex
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary, Filters
-from qa.spans import SentenceSpans, SpanRow, SpanTable
+from qa.spans import SPANS_DIR, SentenceSpans, SpanRow, SpanTable
 from qa.terms import TERMS_VERSION, terms
 
 FORMAT_VERSION = 1
@@ -374,8 +374,8 @@ class Snapshot:
             self._db.row_factory = sqlite3.Row
             self._db.create_function("published_day", 1, published_day, deterministic=True)
             self.n_articles = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
-            self.spans = SentenceSpans(self._db)
-        except sqlite3.Error as exc:
+            self.spans = SentenceSpans.open(folder, self._db)
+        except (sqlite3.Error, ValueError, OSError) as exc:
             raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
         self.dense, n_chunks, n_sents = _load_dense(folder, self._db)
         self.n_chunks = n_chunks
@@ -756,13 +756,15 @@ class Writer:
             self.db.execute("SELECT rowid, terms FROM chunk_terms ORDER BY rowid"),
             self.db.execute("SELECT id, terms FROM sentence_terms ORDER BY id"),
         )
+        span_files = SentenceSpans(self.db).save(self.work)
         self.db.close()
         dense_files = self.dense.finish(self.ann_min_chunks)
         self.manifest.update(counts=counts, updated=time.time())
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
-        for path in [*lexical_files, *dense_files]:
+        for path in [*lexical_files, *dense_files, *span_files]:
             _fsync_file(path)
         _fsync_dir(self.work / LEXICAL_DIR)
+        _fsync_dir(self.work / SPANS_DIR)
         _fsync_dir(self.dense.folder)
         for name in ("store.sqlite", "manifest.json"):
             _fsync_file(self.work / name)

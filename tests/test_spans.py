@@ -66,3 +66,26 @@ def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monke
             assert snap.article_texts([i]) == {i: expected[i]}
             assert snap._cached_chars <= bound
     assert snap.article_texts([*ids, "no-such-id"]) == expected
+
+
+def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index):
+    """Opening a version maps the span arrays written with it (no read of every
+    sentence row); they equal what SQLite holds, and a version without them (one
+    written before they were saved) is still read, from SQLite."""
+    import shutil
+
+    import numpy as np
+
+    from qa.spans import SPANS_DIR, SentenceSpans
+
+    snap = IndexStore(gapped_index).open()
+    assert (snap.folder / SPANS_DIR / "ids.npy").exists()
+    assert isinstance(snap.spans.starts, np.memmap)
+    rows = SentenceSpans(snap._db)
+    for name in ("ids", "chunks", "articles", "starts", "ends"):
+        assert np.array_equal(getattr(snap.spans, name), getattr(rows, name)), name
+    assert snap.spans.article_ids == rows.article_ids
+    shutil.rmtree(snap.folder / SPANS_DIR)
+    older = IndexStore(gapped_index).open()
+    assert not isinstance(older.spans.starts, np.memmap)
+    assert np.array_equal(older.spans.ends, rows.ends)
