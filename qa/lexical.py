@@ -41,6 +41,12 @@ K1 = 1.2  # FTS5's and Lucene's defaults
 B = 0.75
 
 
+def lucene_idf(n_docs: int, df: int) -> float:
+    """BM25's idf as Lucene (and bm25s's "lucene" method) computes it: every store's
+    BM25 weights use this one, so their scores agree."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 def _bm25s():
     import bm25s
 
@@ -301,10 +307,7 @@ def _write_scores(
     model = bm25s.BM25(k1=K1, b=B, method="lucene")
     n_docs = len(lengths)
     avg_len = lengths.mean()  # a numpy float64, as bm25s has it
-    idf = np.array(
-        [math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) for df in doc_freq.tolist()],
-        dtype=model.dtype,
-    )
+    idf = np.array([lucene_idf(n_docs, df) for df in doc_freq.tolist()], dtype=model.dtype)
     indptr = np.zeros(len(vocab) + 1, np.int64)
     np.cumsum(doc_freq, out=indptr[1:])
     nnz = int(indptr[-1])

@@ -32,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -140,6 +140,43 @@ class ChunkRecord:
     terms: str
     sentences: tuple[tuple[int, int], ...]
     sentence_terms: tuple[str, ...]  # one space-separated string per sentence
+
+
+class ArticleTextCache:
+    """The articles quoted recently, citation and full text, kept in memory per
+    open version (a version never changes them), least recently used first out
+    once they pass ARTICLE_CACHE_CHARS of text. Shared by every store's reader."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[ArticleRef, str]] = OrderedDict()
+        self.chars = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        ids: Sequence[str],
+        fetch: Callable[[list[str]], dict[str, tuple[ArticleRef, str]]],
+    ) -> dict[str, tuple[ArticleRef, str]]:
+        """The articles of `ids` that exist: from memory, the others by `fetch`."""
+        found: dict[str, tuple[ArticleRef, str]] = {}
+        with self._lock:
+            for i in ids:
+                if (hit := self._items.get(i)) is not None:
+                    self._items.move_to_end(i)
+                    found[i] = hit
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return found
+        fetched = fetch(missing)
+        with self._lock:
+            for i, item in fetched.items():
+                if i not in self._items:
+                    self._items[i] = item
+                    self.chars += len(item[1])
+            while self.chars > ARTICLE_CACHE_CHARS and self._items:
+                _, (_, text) = self._items.popitem(last=False)
+                self.chars -= len(text)
+        return found | fetched
 
 
 def _fsync_dir(path: Path) -> None:
@@ -382,8 +419,7 @@ class Snapshot:
         self.n_sentences = n_sents
         self._lock = threading.Lock()
         self.lexical = _load_lexical(folder, self._db)
-        self._articles: OrderedDict[str, tuple[ArticleRef, str]] = OrderedDict()
-        self._cached_chars = 0
+        self._texts = ArticleTextCache()
         self._cache_lock = threading.Lock()
         self._filtered: OrderedDict[Filters, np.ndarray] = OrderedDict()
 
@@ -540,40 +576,28 @@ class Snapshot:
         return [by_id[i] for i in ids if i in by_id]
 
     def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
-        """Each article's citation and full text. The articles quoted recently are
-        kept in memory (a version never changes them), up to ARTICLE_CACHE_CHARS."""
-        found: dict[str, tuple[ArticleRef, str]] = {}
-        with self._cache_lock:
-            for i in ids:
-                hit = self._articles.get(i)
-                if hit is not None:
-                    self._articles.move_to_end(i)
-                    found[i] = hit
-        missing = [i for i in ids if i not in found]
-        if not missing:
-            return found
-        marks = ",".join("?" * len(missing))
+        """Each article's citation and full text; the ones quoted recently are kept
+        in memory (ArticleTextCache)."""
+        return self._texts.get(ids, self._read_texts)
+
+    @property
+    def _cached_chars(self) -> int:
+        return self._texts.chars
+
+    def _read_texts(self, ids: list[str]) -> dict[str, tuple[ArticleRef, str]]:
+        marks = ",".join("?" * len(ids))
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, title, url, published, text FROM articles WHERE id IN ({marks})",  # nosec B608
-                missing,
+                ids,
             ).fetchall()
-        fetched = {
+        return {
             r["id"]: (
                 ArticleRef(id=r["id"], title=r["title"], url=r["url"], published=r["published"]),
                 r["text"],
             )
             for r in rows
         }
-        with self._cache_lock:
-            for i, item in fetched.items():
-                if i not in self._articles:
-                    self._articles[i] = item
-                    self._cached_chars += len(item[1])
-            while self._cached_chars > ARTICLE_CACHE_CHARS and self._articles:
-                _, (_, text) = self._articles.popitem(last=False)
-                self._cached_chars -= len(text)
-        return found | fetched
 
     def article(self, article_id: str) -> ArticleDetail:
         with self._lock:

@@ -68,7 +68,7 @@ from qa.errors import (
 )
 from qa.models import ArticleDetail, ArticleRef, ArticleSummary
 from qa.spans import SpanRow, SpanTable
-from qa.store import ChunkRecord, StoredArticle, expected_manifest
+from qa.store import ArticleTextCache, ChunkRecord, StoredArticle, expected_manifest
 from qa.stores.sparse_bm25 import bm25_weights
 from qa.stores.uri import StoreURI, parse_store_uri
 
@@ -79,7 +79,6 @@ WRITE_BATCH = 2_000  # rows per insert call
 ID_WINDOW = 8_000  # ids per paged query: Milvus caps one query's result at 16,384 rows
 NO_VECTOR = [0.0, 0.0]  # Milvus 2.5 wants a vector field in every collection
 STATE_CURRENT = "current"
-ARTICLE_CACHE_CHARS = 8_000_000
 SENTENCE_FIELDS = ["id", "chunk_id", "article_id", "start", "end", "terms", "vector"]
 
 
@@ -470,8 +469,7 @@ class MilvusView:
         # their spans, vectors and terms together (ids are never reused, so a
         # cached row is right in every version that holds it).
         self._sentences: OrderedDict[int, dict] = OrderedDict()
-        self._articles: OrderedDict[str, tuple[ArticleRef, str]] = OrderedDict()
-        self._cached_chars = 0
+        self._texts = ArticleTextCache()
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the store."""
@@ -665,28 +663,13 @@ class MilvusView:
         return out
 
     def article_texts(self, ids: Sequence[str]) -> dict[str, tuple[ArticleRef, str]]:
-        found: dict[str, tuple[ArticleRef, str]] = {}
-        with self._lock:
-            for i in ids:
-                if (hit := self._articles.get(i)) is not None:
-                    self._articles.move_to_end(i)
-                    found[i] = hit
-        missing = [i for i in ids if i not in found]
-        if not missing:
-            return found
-        fetched = {
+        return self._texts.get(ids, self._read_texts)
+
+    def _read_texts(self, ids: list[str]) -> dict[str, tuple[ArticleRef, str]]:
+        return {
             a.id: (ArticleRef(id=a.id, title=a.title, url=a.url, published=a.published), a.text)
-            for a in self.article_rows(missing).values()
+            for a in self.article_rows(ids).values()
         }
-        with self._lock:
-            for i, item in fetched.items():
-                if i not in self._articles:
-                    self._articles[i] = item
-                    self._cached_chars += len(item[1])
-            while self._cached_chars > ARTICLE_CACHE_CHARS and self._articles:
-                _, (_, text) = self._articles.popitem(last=False)
-                self._cached_chars -= len(text)
-        return found | fetched
 
     def article(self, article_id: str) -> ArticleDetail:
         a = self.article_rows([article_id]).get(article_id)

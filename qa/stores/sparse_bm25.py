@@ -18,12 +18,11 @@ publishes, as the directory store rebuilds its bm25s index.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qa.lexical import K1, B
+from qa.lexical import K1, B, lucene_idf
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def bm25_weights(rows: Iterable[tuple[int, str]]) -> SparseBM25:
     n = len(counts)
     avg_len = (sum(lengths.values()) / n) if n else 0.0
     term_ids = {t: i for i, t in enumerate(sorted(doc_freqs))}
-    idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t, df in doc_freqs.items()}
+    idf = {t: lucene_idf(n, df) for t, df in doc_freqs.items()}
     weights: dict[int, dict[int, float]] = {}
     for chunk_id, tf in counts.items():
         # avg_len > 0 whenever a chunk holds a term; an empty chunk has no weights.
