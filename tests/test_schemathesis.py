@@ -16,10 +16,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -70,6 +71,42 @@ def api_schema(seed_index, tmp_path_factory) -> Iterator[schemathesis.BaseSchema
         yield schema
 
 
+def _wire(value: object) -> str:
+    """A scalar as it goes on a query string."""
+    return (
+        {True: "true", False: "false", None: ""}.get(value, str(value))
+        if isinstance(value, bool | None)
+        else str(value)
+    )
+
+
+def _valid_on_the_wire(case: schemathesis.Case) -> bool:
+    """A "negative" query that the server cannot tell from a valid one.
+
+    A query string has no types: an array parameter given the scalar `true` arrives as
+    the one-item list `["true"]`, a valid article id, though schemathesis counts it as
+    schema-violating (its known false positive for array query parameters, upstream
+    issue #3056). Such a case proves nothing about rejection, so it is skipped; any
+    other invalid parameter in the same query keeps the case.
+    """
+    if not case.query:
+        return False
+    coerced = False
+    for param in case.operation.query:
+        name, schema = param.name, param.definition.get("schema", {})
+        if name not in case.query:
+            continue
+        value = case.query[name]
+        arrays = [s for s in schema.get("anyOf", [schema]) if s.get("type") == "array"]
+        if arrays and not isinstance(value, list | dict):
+            value, coerced = [_wire(value)], True
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError:
+            return False
+    return coerced
+
+
 def _fuzz(schema: schemathesis.BaseSchema, max_examples: int) -> Counter[str]:
     """Run every operation with positive and negative data; count requests per operation."""
     sent: Counter[str] = Counter()
@@ -85,6 +122,8 @@ def _fuzz(schema: schemathesis.BaseSchema, max_examples: int) -> Counter[str]:
                 suppress_health_check=list(HealthCheck),
             )
             def check(case: schemathesis.Case) -> None:
+                # Only a negative case can hold a scalar where an array belongs.
+                assume(not _valid_on_the_wire(case))
                 sent[case.operation.label] += 1
                 case.call_and_validate(headers=AUTH, excluded_checks=EXCLUDED_CHECKS)
 
