@@ -10,7 +10,8 @@ publishing a version), and every figure is saved in WORK/scale.json as soon as
 it is measured. A killed run loses at most the slice it was in; run the same
 command again and it goes on from there. Once an index holds a size's articles,
 that size's serving figures are measured: time to open a version and the RSS it
-adds, server RSS after start, answer p50/p95 through HTTP with the answer cache
+adds (measured on a copy of the index at that size, WORK/at-SIZE, so
+`--remeasure SIZE` can repeat them on a quiet machine), server RSS after start, answer p50/p95 through HTTP with the answer cache
 off (one client, then 8), cold `qa ask`, and the index's size on disk.
 
 Articles: the first N lines of /work/shared/corpus/wiki/enwiki-2014-100k.jsonl.gz
@@ -26,6 +27,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess  # nosec B404 - runs this package with fixed arguments
@@ -170,8 +172,23 @@ def measure_server(index: Path, questions: list[str]) -> dict:
     return out
 
 
+def snapshot(work: Path, size: int) -> Path:
+    """A copy of the index as it stood at `size` articles (its live version and encoder), so
+    the serving figures can be measured again on a quiet machine after the build goes on."""
+    index, keep = work / "index", work / f"at-{size}"
+    if not keep.exists():
+        tmp = work / f"at-{size}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        current = (index / "CURRENT").read_text().strip()
+        shutil.copytree(index / "versions" / current, tmp / "versions" / current)
+        shutil.copytree(index / "encoder", tmp / "encoder")
+        (tmp / "CURRENT").write_text(current + "\n")
+        os.replace(tmp, keep)
+    return keep
+
+
 def measure_size(work: Path, state: dict, size: int) -> None:
-    index = work / "index"
+    index = snapshot(work, size)
     print(f"measuring at {size} articles", flush=True)
     figures = {"articles": size}
     version = index / "versions" / (index / "CURRENT").read_text().strip()
@@ -275,11 +292,18 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="article counts to reach")
     ap.add_argument("--slice", type=int, default=5_000, help="articles per `qa index` run")
     ap.add_argument("--report", action="store_true", help="write RESULTS.md's table and the PNG")
+    ap.add_argument(
+        "--remeasure", type=int, metavar="SIZE", help="measure SIZE's serving figures again"
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     state = load_state(args.work)
     if args.report:
         report(args.work, state)
+        return
+    if args.remeasure:
+        state["sizes"].pop(str(args.remeasure), None)
+        measure_size(args.work, state, args.remeasure)
         return
     for size in sorted(int(s) for s in args.sizes.split(",")):
         build(args.work, state, size, args.slice)
