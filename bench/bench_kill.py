@@ -235,7 +235,8 @@ def main() -> None:
             new = {"add": 1, "edit": 0, "checkpoint": 2}[kind]
             # A version published part-way may hold any number of the new articles.
             allowed = set(range(before_count, before_count + new + 1))
-            delay = rng.uniform(0, scale[kind])
+            run_scale = scale[kind]  # before a completed run of this kind rescales it
+            delay = rng.uniform(0, run_scale)
             proc = qa_index(corpus, index_dir, checkpoint)
             time.sleep(delay)
             killed = proc.poll() is None
@@ -266,7 +267,7 @@ def main() -> None:
                 n,
                 kind,
                 delay,
-                scale[kind],
+                run_scale,
                 killed,
                 landed,
                 version,
@@ -277,7 +278,7 @@ def main() -> None:
             )
             runs.append(run)
             print(
-                f"run {n:2d} {kind:10s} kill at {delay:5.2f}/{scale[kind]:5.2f} s: "
+                f"run {n:2d} {kind:10s} kill at {delay:5.2f}/{run_scale:5.2f} s: "
                 f"{'killed' if killed else 'finished first':15s} {landed:14s} "
                 f"{version} {count:3d} articles, {len(bad)} violations"
                 + (f": {bad[0]}" if bad else "")
