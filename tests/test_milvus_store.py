@@ -388,11 +388,15 @@ def _open_when_released(uri: str, encoder_dir: Path) -> MilvusStore:
     from qa.stores.milvus import StoreUnavailable
 
     for _ in range(50):
+        store = MilvusStore(uri, encoder_dir=encoder_dir)
         try:
-            return MilvusStore(uri, encoder_dir=encoder_dir)
+            _ = store.db  # connects: refused while the killed writer's engine holds the file
+            return store
         except StoreUnavailable:
             time.sleep(0.2)
-    return MilvusStore(uri, encoder_dir=encoder_dir)
+    store = MilvusStore(uri, encoder_dir=encoder_dir)
+    _ = store.db
+    return store
 
 
 def test_a_missing_milvus_index_is_a_clear_error(tmp_path, encoder_dir):

@@ -22,8 +22,8 @@ from qa.settings import Settings
 from qa.sources.durations import format_duration, parse_duration
 from qa.sources.refresh import refresh_sources
 from qa.sources.registry import SourceRegistry
-from qa.store import IndexStore
 from qa.web.app import create_app
+from tests.conftest import store_at
 
 from .feed_server import SiteServer, site_with
 
@@ -52,7 +52,7 @@ def qa(*args: str) -> tuple[int, str, str]:
 
 
 def articles_by_url(index_dir: Path) -> dict[str, object]:
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     return {a.url: snap.article(a.id) for a in snap.articles()}
 
 
@@ -211,10 +211,10 @@ def test_a_folder_source_is_read_again_when_its_files_change(tmp_path, index_dir
     )
     (folder / "kites.txt").unlink()
     assert "1 updated, 0 unchanged, 0 removed" in qa("refresh")[1]
-    titles = {a.title: a for a in IndexStore(index_dir).open().articles()}
+    titles = {a.title: a for a in store_at(index_dir).open().articles()}
     assert set(titles) == {"Otters of the Vell", "Red kites"}  # removed file: kept
     assert "1 removed" in qa("refresh", "--prune")[1]
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     [otters] = snap.articles()
     detail = snap.article(otters.id)
     assert "twelve were counted" in detail.text and detail.source == "Nature notes"

@@ -11,7 +11,7 @@ import qa.store
 from qa.answering import Answerer
 from qa.indexer import index_paths, remove_articles
 from qa.settings import Settings
-from qa.store import IndexStore
+from tests.conftest import store_at
 
 from .conftest import SAMPLES, SEED_DIR, SHARED
 
@@ -25,7 +25,7 @@ SEED_QUESTIONS = [
 @pytest.fixture
 def gapped_index(index_dir):
     """Seed article and samples, then one sample removed: sentence ids have a gap."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     victim = next(a for a in store.open().articles() if "solar" in a.title.lower())
     assert remove_articles(store, [victim.id]) == [victim.id]
@@ -33,7 +33,7 @@ def gapped_index(index_dir):
 
 
 def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
-    snap = IndexStore(gapped_index).open()
+    snap = store_at(gapped_index).open()
     chunk_ids = [r[0] for r in snap._db.execute("SELECT id FROM chunks ORDER BY id")]
     assert snap.spans.consistent
     for n in (1, 3, 7):
@@ -54,7 +54,7 @@ def test_answers_are_the_same_from_memory_and_from_sqlite(gapped_index):
 
 
 def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monkeypatch):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     snap = store.open()
     ids = [a.id for a in snap.articles()]
@@ -78,7 +78,7 @@ def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index)
 
     from qa.spans import SPANS_DIR, SentenceSpans
 
-    snap = IndexStore(gapped_index).open()
+    snap = store_at(gapped_index).open()
     assert (snap.folder / SPANS_DIR / "ids.npy").exists()
     assert isinstance(snap.spans.starts, np.memmap)
     rows = SentenceSpans(snap._db)
@@ -86,6 +86,6 @@ def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index)
         assert np.array_equal(getattr(snap.spans, name), getattr(rows, name)), name
     assert snap.spans.article_ids == rows.article_ids
     shutil.rmtree(snap.folder / SPANS_DIR)
-    older = IndexStore(gapped_index).open()
+    older = store_at(gapped_index).open()
     assert not isinstance(older.spans.starts, np.memmap)
     assert np.array_equal(older.spans.ends, rows.ends)
