@@ -116,6 +116,7 @@ def test_missing_index_is_a_clear_error(tmp_path):
         Answerer(Settings(index_dir=tmp_path / "nothing-here")).ask("What is K-SPACE?")
 
 
+@pytest.mark.directory_store
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "sqlite", "foreign-model"])
 def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
     store = store_at(index_dir)
@@ -151,6 +152,7 @@ def test_a_run_that_reads_nothing_creates_and_changes_nothing(index_dir, tmp_pat
     assert store.current_version() == version
 
 
+@pytest.mark.directory_store
 def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir):
     from qa.indexer import rebuild_index
 
@@ -171,6 +173,7 @@ def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir
     assert "Korea Superior Pharma-pipeline" in answer.quotes[0].text
 
 
+@pytest.mark.directory_store
 def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
     store = store_at(index_dir)
     index_paths([SEED_DIR], store)
@@ -185,6 +188,7 @@ def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_the
     assert answer.answered
 
 
+@pytest.mark.directory_store
 def test_bm25s_ranks_first_what_sqlite_fts5_ranks_first(index_dir):
     """bm25s replaced an FTS5 query (Lucene's IDF instead of FTS5's, so scores
     differ); the best chunk for a question must stay the same."""
@@ -212,6 +216,7 @@ def test_bm25s_ranks_first_what_sqlite_fts5_ranks_first(index_dir):
         assert len(set(ours[:5]) & set(theirs[:5])) >= min(4, len(theirs)), q
 
 
+@pytest.mark.directory_store
 def test_a_version_without_saved_postings_still_answers(index_dir):
     """Versions written before lexical/ existed build the BM25 index when opened."""
     store = store_at(index_dir)
@@ -229,6 +234,7 @@ def _stored_sentences(snap):
     return [(sid, texts[a][s:e]) for sid, a, s, e in rows]
 
 
+@pytest.mark.directory_store
 def test_each_sentence_s_stored_terms_are_its_analysed_words(index_dir):
     """Quote selection reads which question terms a sentence holds from the saved
     arrays instead of analysing its text: both must say the same."""
@@ -245,6 +251,7 @@ def test_each_sentence_s_stored_terms_are_its_analysed_words(index_dir):
     assert not snap.term_presence([10**9], asked).any()
 
 
+@pytest.mark.directory_store
 def test_removing_an_article_removes_its_sentence_terms(index_dir):
     store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
@@ -255,6 +262,7 @@ def test_removing_an_article_removes_its_sentence_terms(index_dir):
     assert n_terms == snap.n_sentences == len(snap.lexical.sentence_ids)
 
 
+@pytest.mark.directory_store
 def test_a_version_written_before_sentence_terms_answers_alike_and_is_upgraded(index_dir):
     """An index written before sentences' terms were kept (no table, no arrays)
     analyses its sentences when opened, and the next write stores them."""
@@ -283,6 +291,7 @@ def test_a_version_written_before_sentence_terms_answers_alike_and_is_upgraded(i
     )
 
 
+@pytest.mark.directory_store
 def test_damaged_sentence_terms_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
     store = store_at(index_dir)
     index_paths([SEED_DIR], store)
