@@ -146,9 +146,13 @@ class Answerer:
         for n, turn in enumerate(history):
             _check_text(turn.question, f"earlier question {n + 1}")
         loading = self._load_models_aside()
-        snap = self.snapshot()
-        for thread in loading:
-            thread.join()
+        try:
+            snap = self.snapshot()
+        finally:
+            # Also when opening fails: a process leaving while onnxruntime builds a
+            # session in a daemon thread aborts ("FATAL: exception not rethrown").
+            for thread in loading:
+                thread.join()
         seen = self.understand(q, history, snap)
         # The answer depends on what is searched, not on how it was asked.
         filters = filters if filters is not None and filters.active else None
