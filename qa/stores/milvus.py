@@ -53,6 +53,7 @@ import logging
 import threading
 import time
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -95,10 +96,12 @@ SENTENCE_FIELDS = ["id", "chunk_id", "article_id", "start", "end", "terms", "vec
 CONNECT_TIMEOUT = 5.0  # seconds before an unreachable server is reported
 LITE_WAIT = 3.0  # seconds a Lite file locked by another process is waited for
 
-# Milvus Lite runs one engine per file and process, shared by every client of
-# that file; it is stopped (and the file released) when the last one closes.
-_LITE_USERS: dict[str, int] = {}
-_LITE_LOCK = threading.Lock()
+# pymilvus shares one connection between the clients of an address (closing one
+# client closes it for all), and Milvus Lite runs one engine per file and
+# process: both are let go when the last store of the process using them closes.
+_USERS: dict[str, int] = {}
+_USERS_LOCK = threading.Lock()
+_OPEN: weakref.WeakSet[_Milvus] = weakref.WeakSet()  # closed by release_lite_files
 
 
 def _pymilvus():
@@ -121,9 +124,21 @@ def _pymilvus():
 
 def release_lite_files() -> None:
     """Stop every Milvus Lite engine this process runs, so other processes may
-    open the files (clients still holding them fail from here on)."""
-    with _LITE_LOCK:
-        _LITE_USERS.clear()
+    open the files. Their connections go first: pymilvus keeps one per file
+    path, which a later client of the same file would otherwise reuse with the
+    stopped engine's socket (and wait on forever)."""
+    with _USERS_LOCK:
+        for db in list(_OPEN):
+            if db.uri.kind == "lite":
+                _USERS.pop(db.uri.address, None)
+                _OPEN.discard(db)
+        # Also the connections of stores dropped unclosed: a Lite one is named by its path.
+        with contextlib.suppress(ImportError):
+            from pymilvus import connections
+
+            for alias, _ in connections.list_connections():
+                if alias.startswith("/"):
+                    connections.remove_connection(alias)
     with contextlib.suppress(ImportError):
         from milvus_lite.server_manager import server_manager_instance
 
@@ -258,20 +273,20 @@ class _Milvus:
         lite = uri.kind == "lite"
         if lite:
             Path(uri.address).parent.mkdir(parents=True, exist_ok=True)
-            with _LITE_LOCK:
-                _LITE_USERS[uri.address] = _LITE_USERS.get(uri.address, 0) + 1
+        with _USERS_LOCK:
+            _USERS[uri.address] = _USERS.get(uri.address, 0) + 1
         # A Lite file another process has just let go stays locked for a moment.
         deadline = time.monotonic() + (LITE_WAIT if lite else 0)
         while True:
             try:
                 self.client = pymilvus.MilvusClient(uri.address, timeout=CONNECT_TIMEOUT)
+                _OPEN.add(self)
                 break
             except Exception as exc:
                 if time.monotonic() < deadline:
                     time.sleep(0.2)
                     continue
-                if lite:
-                    self._release()
+                self._release(connected=False)
                 why = getattr(exc, "message", None) or str(exc)
                 if lite:
                     why += " (is another process using this Milvus Lite file?)"
@@ -282,22 +297,24 @@ class _Milvus:
         self._pymilvus = pymilvus
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
-        if self.uri.kind == "lite":
-            self._release()
+        self._release(connected=True)
 
-    def _release(self) -> None:
-        with _LITE_LOCK:
-            left = _LITE_USERS.get(self.uri.address, 1) - 1
+    def _release(self, connected: bool) -> None:
+        with _USERS_LOCK:
+            left = _USERS.get(self.uri.address, 1) - 1
             if left > 0:
-                _LITE_USERS[self.uri.address] = left
+                _USERS[self.uri.address] = left
                 return
-            _LITE_USERS.pop(self.uri.address, None)
-        with contextlib.suppress(Exception):
-            from milvus_lite.server_manager import server_manager_instance
+            _USERS.pop(self.uri.address, None)
+            _OPEN.discard(self)
+        if connected:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.uri.kind == "lite":
+            with contextlib.suppress(Exception):
+                from milvus_lite.server_manager import server_manager_instance
 
-            server_manager_instance.release_server(self.uri.address)
+                server_manager_instance.release_server(self.uri.address)
 
     def exists(self) -> bool:
         return self._call(self.client.has_collection, self.names["state"])
