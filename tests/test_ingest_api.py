@@ -334,6 +334,7 @@ def test_refused_urls_are_422_without_echoing_internals(client, url):
 
 
 # -- the writer lock -----------------------------------------------------------------------------
+@pytest.mark.directory_store
 def test_a_busy_index_answers_503_with_retry_after(client, writable_index):
     with store_at(writable_index).writer():  # another writer (say, `qa index`) holds the lock
         resp = client.post("/api/articles", json=LIGHTHOUSE, headers=AUTH)

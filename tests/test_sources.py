@@ -60,6 +60,7 @@ def current(index_dir: Path) -> str:
     return (index_dir / "CURRENT").read_text()
 
 
+@pytest.mark.directory_store
 @pytest.mark.articles(50)
 def test_a_feed_of_50_articles_is_indexed_then_kept_in_sync(site, env):
     feed = site.base + "/feed.xml"
@@ -150,6 +151,7 @@ def test_robots_txt_is_honoured(site, env):
     assert site.site.hits["/robots.txt"] == 1
 
 
+@pytest.mark.directory_store
 def test_a_source_that_cannot_be_read_publishes_nothing_and_says_so(site, env):
     qa("index", site.base + "/feed.xml")
     version = current(env)
@@ -191,6 +193,7 @@ def test_the_page_cap_takes_a_long_feed_in_over_several_runs(site, env, monkeypa
     assert len(articles_by_url(env)) == 8
 
 
+@pytest.mark.directory_store
 def test_a_folder_source_is_read_again_when_its_files_change(tmp_path, index_dir, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(index_dir))
     folder = tmp_path / "articles"

@@ -32,6 +32,7 @@ def gapped_index(index_dir):
     return index_dir
 
 
+@pytest.mark.directory_store
 def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
     snap = store_at(gapped_index).open()
     chunk_ids = [r[0] for r in snap._db.execute("SELECT id FROM chunks ORDER BY id")]
@@ -42,6 +43,7 @@ def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
     assert snap.sentences_of_chunks([]) == []
 
 
+@pytest.mark.directory_store
 def test_answers_are_the_same_from_memory_and_from_sqlite(gapped_index):
     """The in-memory path and the SQL path it replaced (still used should a
     version break the one-run-per-chunk rule) give the same quotes."""
@@ -53,6 +55,7 @@ def test_answers_are_the_same_from_memory_and_from_sqlite(gapped_index):
         assert (a.answered, a.quotes) == (b.answered, b.quotes), q
 
 
+@pytest.mark.directory_store
 def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monkeypatch):
     store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
@@ -68,6 +71,7 @@ def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monke
     assert snap.article_texts([*ids, "no-such-id"]) == expected
 
 
+@pytest.mark.directory_store
 def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index):
     """Opening a version maps the span arrays written with it (no read of every
     sentence row); they equal what SQLite holds, and a version without them (one
