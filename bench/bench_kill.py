@@ -21,9 +21,16 @@ lies inside its chunk and its article's text, every edited article holds its
 old or its new text (never a mix), and a question is answered. Then the same
 `qa index` is run again unkilled and must succeed with the final count.
 
-    nice python bench/bench_kill.py [--runs 30] [--seed N]
+    nice python bench/bench_kill.py [--runs 30] [--seed N] [--store URI|lite]
 
-Prints a table and writes bench/out/kill.json.
+`--store` runs the same kills against a Milvus store (`lite`: a Milvus Lite
+file of its own in the temporary folder; a server URI needs a `?prefix=` no
+index uses, since the bench fills and empties it). The reader then checks
+what the store reports (the live version opens; counts agree with the rows;
+every chunk and sentence has its vector), and closes the store after each
+look so the next `qa index` process may open a Lite file.
+
+Prints a table and writes bench/out/kill.json (kill-milvus.json with --store).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 from bench.shared import find_shared  # noqa: E402
 from qa.answering import Answerer  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.store import IndexStore  # noqa: E402
+from qa.stores import open_store  # noqa: E402
 
 KINDS = ("add", "edit", "checkpoint")
 START_BBC = 10  # BBC articles in the first index; the runs add the rest
@@ -71,9 +78,18 @@ class Run:
     recovery_seconds: float = 0.0
 
 
+STORE: str | None = None  # --store: the Milvus store every run writes and every check reads
+
+
+def store_of(index_dir: Path):
+    return open_store(Settings(index_dir=index_dir, store=STORE))
+
+
 def qa_index(corpus: Path, index_dir: Path, checkpoint: int = 0) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "QA_INDEX_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in ("QA_INDEX_DIR", "QA_STORE")}
     cmd = [sys.executable, "-m", "qa", "index", str(corpus), "--index-dir", str(index_dir)]
+    if STORE:
+        cmd += ["--store", STORE]
     if checkpoint:
         cmd += ["--checkpoint", str(checkpoint)]
     return subprocess.Popen(  # nosec B603 - fixed arguments
@@ -91,45 +107,67 @@ def complete(corpus: Path, index_dir: Path, checkpoint: int = 0) -> float:
 
 
 def article_texts(index_dir: Path) -> dict[str, str]:
-    snap = IndexStore(index_dir).open()
+    store = store_of(index_dir)
     try:
+        snap = store.open()
         return {a.id: snap.article(a.id).text for a in snap.articles()}
     finally:
-        snap.close()
+        store.close()  # a Milvus Lite file is free again for the next `qa index`
 
 
-def check(
-    index_dir: Path,
-    answerer: Answerer,
-    allowed: set[int],
-) -> tuple[str, int, list[str]]:
+def current_version(index_dir: Path) -> str | None:
+    store = store_of(index_dir)
+    try:
+        return store.current_version()
+    finally:
+        store.close()
+
+
+def check(index_dir: Path, allowed: set[int]) -> tuple[str, int, list[str]]:
     """Open the live version as a reader: (version, articles, violations found)."""
+    answerer = Answerer(Settings(index_dir=index_dir, store=STORE))
+    try:
+        return _check(index_dir, answerer, allowed)
+    finally:
+        answerer.store.close()
+
+
+def _check(index_dir: Path, answerer: Answerer, allowed: set[int]) -> tuple[str, int, list[str]]:
     bad: list[str] = []
-    store = IndexStore(index_dir)
-    current = store.current_version() or ""
-    folder = store.versions_dir / current
-    if not current or current.endswith(".tmp") or not folder.is_dir():
-        return current, -1, [f"CURRENT names {current!r}, not a finished version folder"]
+    store = answerer.store
+    try:
+        current = store.current_version() or ""
+    except Exception as exc:  # a store that cannot say its version is a violation too
+        return "", -1, [f"the live version cannot be named: {exc}"]
+    if not STORE:
+        folder = store.versions_dir / current
+        if not current or current.endswith(".tmp") or not folder.is_dir():
+            return current, -1, [f"CURRENT names {current!r}, not a finished version folder"]
+    elif not current:
+        return current, -1, ["no version is published"]
     try:
         snap = store.open()
     except Exception as exc:  # any failure to open is the violation being counted
         return current, -1, [f"the live version does not open: {exc}"]
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        counts = manifest.get("counts", {})
-        if counts != {
-            "articles": snap.n_articles,
-            "chunks": snap.n_chunks,
-            "sentences": snap.n_sentences,
-        }:
-            bad.append(f"manifest counts {counts} differ from the rows")
+        if not STORE:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            counts = manifest.get("counts", {})
+            if counts != {
+                "articles": snap.n_articles,
+                "chunks": snap.n_chunks,
+                "sentences": snap.n_sentences,
+            }:
+                bad.append(f"manifest counts {counts} differ from the rows")
+            if snap.n_chunks != len(snap.dense.chunks):
+                bad.append(f"{snap.n_chunks} chunks, {len(snap.dense.chunks)} chunk vectors")
+            if snap.n_sentences != len(snap.dense.sentences):
+                bad.append(f"{snap.n_sentences} sentences, {len(snap.dense.sentences)} vectors")
         if snap.n_articles not in allowed:
             bad.append(f"{snap.n_articles} articles, a complete version has one of {allowed}")
-        if snap.n_chunks != len(snap.dense.chunks):
-            bad.append(f"{snap.n_chunks} chunks, {len(snap.dense.chunks)} chunk vectors")
-        if snap.n_sentences != len(snap.dense.sentences):
-            bad.append(f"{snap.n_sentences} sentences, {len(snap.dense.sentences)} vectors")
         summaries = snap.articles()
+        if len(summaries) != snap.n_articles:
+            bad.append(f"{len(summaries)} articles listed, {snap.n_articles} counted")
         texts = {a.id: snap.article(a.id).text for a in summaries}
         chunk_ids = snap.chunks_of_articles(list(texts)).tolist()
         chunks = {c.id: c for c in snap.chunks_by_id(chunk_ids)}
@@ -138,6 +176,11 @@ def check(
         sentences = snap.sentences_of_chunks(chunk_ids)
         if len(sentences) != snap.n_sentences:
             bad.append(f"{len(sentences)} sentences in chunks, {snap.n_sentences} stored")
+        # Every vector is there (a Milvus view raises IndexCorrupt for a missing one).
+        if snap.chunk_vectors(chunk_ids).shape[0] != len(chunk_ids):
+            bad.append("chunk vectors missing")
+        if snap.sentence_vectors([s.id for s in sentences]).shape[0] != len(sentences):
+            bad.append("sentence vectors missing")
         with_sentences = {s.chunk_id for s in sentences}
         if set(chunks) - with_sentences:
             bad.append(f"{len(set(chunks) - with_sentences)} chunks without sentences")
@@ -162,8 +205,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="kills that land")
     parser.add_argument("--seed", type=int, default=0, help="0: a random seed (printed)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "kill.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/out/kill.json")
+    parser.add_argument(
+        "--store", default=None, metavar="URI", help="a Milvus store URI, or lite (see above)"
+    )
     args = parser.parse_args()
+    global STORE
+    name = "kill-milvus.json" if args.store else "kill.json"
+    args.out = args.out or ROOT / "bench" / "out" / name
     seed = args.seed or random.randrange(1, 10**6)
     rng = random.Random(seed)
     print(f"seed {seed} (--seed {seed} replays the delays)")
@@ -173,6 +222,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="qa-kill-") as tmp:
         corpus, index_dir = Path(tmp) / "corpus", Path(tmp) / "index"
+        if args.store:
+            STORE = f"milvus://{tmp}/kill.db" if args.store == "lite" else args.store
+            print(f"store: {STORE}")
         shutil.copytree(ROOT / "samples" / "articles", corpus)
         (corpus / "bbc").mkdir()
         fresh = list(bbc)  # taken in turn: about 40 for 30 kills
@@ -202,7 +254,6 @@ def main() -> None:
         started = time.monotonic()
         complete(corpus, index_dir)  # exports the encoder too
         print(f"first index: {time.monotonic() - started:.1f} s")
-        answerer = Answerer(Settings(index_dir=index_dir))
 
         def change(kind: str) -> tuple[int, dict[str, str]]:
             if kind == "add":
@@ -228,8 +279,7 @@ def main() -> None:
             if n > 3 * args.runs:
                 raise SystemExit("the runs keep finishing before their kill")
             kind = KINDS[(n - 1) % len(KINDS)]
-            store = IndexStore(index_dir)
-            before_version = store.current_version()
+            before_version = current_version(index_dir)
             before_count = len(article_texts(index_dir))
             checkpoint, edits = change(kind)
             new = {"add": 1, "edit": 0, "checkpoint": 2}[kind]
@@ -244,7 +294,7 @@ def main() -> None:
                 proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
             proc.stderr.close()
-            version, count, bad = check(index_dir, answerer, allowed)
+            version, count, bad = check(index_dir, allowed)
             landed = "after publish" if version != before_version else "before publish"
             texts_mid = article_texts(index_dir) if not bad else {}
             took = complete(corpus, index_dir, checkpoint)
@@ -260,7 +310,7 @@ def main() -> None:
                     bad.append(f"article {i} held a text that is neither its old nor its new one")
                 if final.get(i) == old:
                     bad.append(f"the next run did not store the edit of {i}")
-            versions_seen.update({version, IndexStore(index_dir).current_version() or ""})
+            versions_seen.update({version, current_version(index_dir) or ""})
             if killed:  # it redid the killed run's work: the time scale from now on
                 scale[kind] = took
             run = Run(
@@ -286,6 +336,7 @@ def main() -> None:
 
     killed = [r for r in runs if r.killed]
     summary = {
+        "store": "milvus" if STORE else "directory",
         "seed": seed,
         "runs": len(runs),
         "kills": len(killed),

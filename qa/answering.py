@@ -1,6 +1,7 @@
 """Question → Answer: the pipeline's last step, and the one object faces call.
 
-In: a question and an index directory. Out: an `Answer` whose quotes are whole
+In: a question and a store (qa.stores.open_store: the index directory, or
+Milvus). Out: an `Answer` whose quotes are whole
 sentences sliced from the stored article text, best first, scored on a scale
 that means the same for every question, so one threshold (settings'
 `min_score`) separates answers from "not found".
@@ -28,7 +29,8 @@ from qa.reader import Reader
 from qa.recency import asks_for_latest, keep_answered, recency_bonus
 from qa.retrieval import Passages, retrieve
 from qa.settings import Settings
-from qa.store import IndexStore, Snapshot
+from qa.store import Snapshot
+from qa.stores.opening import open_store
 from qa.terms import terms
 
 NOT_FOUND = "The indexed articles do not appear to answer this question."
@@ -36,13 +38,13 @@ NO_MATCH = "No indexed article matches the filter ({}), so there is nothing to q
 
 
 class Answerer:
-    """Answers questions over an index directory, following its live version."""
+    """Answers questions over the settings' store, following its live version."""
 
     def __init__(
         self, settings: Settings, encoder: Encoder | None = None, model: ScoreModel | None = None
     ) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
+        self.store = open_store(settings)
         self.selector = QuoteSelector(model, blend=BLEND if model is None else None)
         self._reader_loaded = False
         self.conversation = ConversationReader()
@@ -210,7 +212,7 @@ class Answerer:
         snap = snap or self.snapshot()
         if snap.n_chunks == 0:
             raise IndexEmpty(
-                f"the index at {self.store.root} has no articles: add some with `qa index PATH`"
+                f"the index at {self.store.location} has no articles: add some with `qa index PATH`"
             )
         self.load_reader()
         qvec = self.encoder.embed([q])[0]

@@ -19,9 +19,13 @@ import click
 from qa.errors import InvalidInput, QAError
 
 INDEX_DIR_HELP = "Index directory (default: $QA_INDEX_DIR, else ./index)."
+STORE_HELP = (
+    "Keep the index in Milvus instead: milvus://HOST:PORT or milvus:///ABSOLUTE/PATH.db "
+    "(Milvus Lite), optionally ?prefix=NAME (default: $QA_STORE, else the index directory)."
+)
 
 
-def _settings(index_dir: Path | None, **overrides: Any):
+def _settings(index_dir: Path | None, store: str | None = None, **overrides: Any):
     import re
 
     from pydantic import ValidationError
@@ -32,6 +36,11 @@ def _settings(index_dir: Path | None, **overrides: Any):
     values = {k: v for k, v in overrides.items() if v is not None}
     if index_dir is not None:
         values["index_dir"] = index_dir
+    if store is not None:
+        from qa.stores.uri import parse_store_uri
+
+        parse_store_uri(store)  # InvalidInput: one line naming the accepted forms
+        values["store"] = store
     try:
         return Settings(**values)
     except SettingsError as exc:  # a list setting (QA_FETCH_ALLOW...) that is not JSON
@@ -42,7 +51,10 @@ def _settings(index_dir: Path | None, **overrides: Any):
         # A bad QA_* variable (or option): name it and say what it must be, in one line.
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "setting"
-        raise InvalidInput(f"QA_{field.upper()}={first.get('input')!r}: {first['msg']}") from None
+        why = first["msg"].removeprefix("Value error, ")
+        if field == "store":  # the message names the URI itself, credentials left out
+            raise InvalidInput(f"QA_STORE: {why}") from None
+        raise InvalidInput(f"QA_{field.upper()}={first.get('input')!r}: {why}") from None
 
 
 def clean_errors(func: Callable) -> Callable:
@@ -75,6 +87,7 @@ index_dir_option = click.option(
     default=None,
     help=INDEX_DIR_HELP,
 )
+store_option = click.option("--store", metavar="URI", default=None, help=STORE_HELP)
 
 
 def filter_options(func: Callable) -> Callable:
@@ -138,9 +151,14 @@ def _is_url(arg: str) -> bool:
     "large export resumes where it stopped when run again (0: once, at the end).",
 )
 @index_dir_option
+@store_option
 @clean_errors
 def index_cmd(
-    paths: tuple[str, ...], rebuild: bool, checkpoint: int, index_dir: Path | None
+    paths: tuple[str, ...],
+    rebuild: bool,
+    checkpoint: int,
+    index_dir: Path | None,
+    store: str | None = None,
 ) -> None:
     """Add or update the articles in PATHS: files or folders (recursively), or URLs of
     an RSS/Atom feed, a sitemap or a page (each linked article is fetched).
@@ -152,15 +170,15 @@ def index_cmd(
     from qa.indexer import index_batches, read_file_batches, rebuild_index
     from qa.models import IndexReport
     from qa.readers import iter_article_files
-    from qa.store import IndexStore
+    from qa.stores import open_store
 
-    settings = _settings(index_dir)
-    store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
+    settings = _settings(index_dir, store)
+    target = open_store(settings)
     if rebuild:
-        report = rebuild_index(store, export_onnx=settings.export_onnx)
+        report = rebuild_index(target, export_onnx=settings.export_onnx)
         click.echo(
             f"{report.updated} articles rebuilt; {report.chunks} chunks in "
-            f"{report.seconds:.1f} s → {settings.index_dir}"
+            f"{report.seconds:.1f} s → {target.location}"
         )
         if not paths:
             return
@@ -191,7 +209,7 @@ def index_cmd(
     run = functools.partial(
         index_batches,
         [*batches, *read_file_batches(files)],
-        store,
+        target,
         export_onnx=settings.export_onnx,
         checkpoint=checkpoint,
         on_checkpoint=published,
@@ -213,17 +231,18 @@ def index_cmd(
     click.echo(
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
         f"{duplicates}, {report.skipped} skipped; {report.chunks} chunks in "
-        f"{report.seconds:.1f} s → {settings.index_dir}"
+        f"{report.seconds:.1f} s → {target.location}"
     )
 
 
 @main.group("sources", invoke_without_command=True)
 @index_dir_option
+@store_option
 @click.pass_context
-def sources_group(ctx: click.Context, index_dir: Path | None) -> None:
+def sources_group(ctx: click.Context, index_dir: Path | None, store: str | None = None) -> None:
     """Feeds, sitemaps, pages and folders kept in sync (default: list them)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(sources_list, index_dir=index_dir)
+        ctx.invoke(sources_list, index_dir=index_dir, store=store)
 
 
 @sources_group.command("add")
@@ -233,8 +252,11 @@ def sources_group(ctx: click.Context, index_dir: Path | None) -> None:
 )
 @click.option("--name", default=None, help="Source name given to its articles (for filters).")
 @index_dir_option
+@store_option
 @clean_errors
-def sources_add(location: str, every: str, name: str | None, index_dir: Path | None) -> None:
+def sources_add(
+    location: str, every: str, name: str | None, index_dir: Path | None, store: str | None = None
+) -> None:
     """Register LOCATION (a feed, sitemap or page URL, or a local folder) as a source.
 
     `qa refresh` reads it now; `qa serve` refreshes it whenever it is due.
@@ -242,7 +264,7 @@ def sources_add(location: str, every: str, name: str | None, index_dir: Path | N
     from qa.sources.durations import parse_duration
     from qa.sources.registry import SourceRegistry
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, store)
     seconds = parse_duration(every)
     if _is_url(location):
         import contextlib
@@ -271,13 +293,16 @@ def sources_add(location: str, every: str, name: str | None, index_dir: Path | N
 @sources_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @index_dir_option
+@store_option
 @clean_errors
-def sources_list(as_json: bool = False, index_dir: Path | None = None) -> None:
+def sources_list(
+    as_json: bool = False, index_dir: Path | None = None, store: str | None = None
+) -> None:
     """List sources: id, status, period, articles, last and next refresh, name, location."""
     from qa.render import sources_text
     from qa.sources.registry import SourceRegistry
 
-    infos = [s.info() for s in SourceRegistry(_settings(index_dir).index_dir).all()]
+    infos = [s.info() for s in SourceRegistry(_settings(index_dir, store).index_dir).all()]
     if as_json:
         click.echo(json.dumps([i.model_dump() for i in infos], indent=2, ensure_ascii=False))
         return
@@ -290,21 +315,22 @@ def sources_list(as_json: bool = False, index_dir: Path | None = None) -> None:
 @click.argument("source")
 @click.option("--prune", is_flag=True, help="Also remove the articles it indexed.")
 @index_dir_option
+@store_option
 @clean_errors
-def sources_rm(source: str, prune: bool, index_dir: Path | None) -> None:
+def sources_rm(source: str, prune: bool, index_dir: Path | None, store: str | None = None) -> None:
     """Forget SOURCE (its id or location); its articles stay unless --prune."""
     from qa.indexer import remove_articles
     from qa.sources.refresh import refresh_lock
     from qa.sources.registry import SourceRegistry
-    from qa.store import IndexStore
+    from qa.stores import open_store
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, store)
     registry = SourceRegistry(settings.index_dir)
     with refresh_lock(settings.index_dir):  # never under a refresh of the same source
         found = registry.get(source)
         removed: list[str] = []
         if prune and found.article_ids():
-            removed = remove_articles(IndexStore(settings.index_dir), sorted(found.article_ids()))
+            removed = remove_articles(open_store(settings), sorted(found.article_ids()))
         registry.remove(found)
     click.echo(f"removed source {found.id}: {found.location}; {len(removed)} articles removed")
 
@@ -316,8 +342,11 @@ def sources_rm(source: str, prune: bool, index_dir: Path | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @index_dir_option
+@store_option
 @clean_errors
-def refresh_cmd(source: str | None, prune: bool, as_json: bool, index_dir: Path | None) -> None:
+def refresh_cmd(
+    source: str | None, prune: bool, as_json: bool, index_dir: Path | None, store: str | None = None
+) -> None:
     """Read every source again (or only SOURCE, by id or location) into the index.
 
     Each source is one update, published only when it could be read; a failed one is
@@ -327,7 +356,7 @@ def refresh_cmd(source: str | None, prune: bool, as_json: bool, index_dir: Path 
     from qa.sources.refresh import refresh_sources
     from qa.sources.registry import SourceRegistry
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, store)
     registry = SourceRegistry(settings.index_dir)
     sources = [registry.get(source)] if source else registry.all()
     if not sources:
@@ -350,6 +379,7 @@ def refresh_cmd(source: str | None, prune: bool, as_json: bool, index_dir: Path 
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer object as JSON.")
 @filter_options
 @index_dir_option
+@store_option
 @clean_errors
 def ask_cmd(
     question: str,
@@ -360,12 +390,13 @@ def ask_cmd(
     source: str | None,
     articles: tuple[str, ...],
     index_dir: Path | None,
+    store: str | None = None,
 ) -> None:
     """Answer QUESTION with quotes from the indexed articles."""
     from qa.answering import Answerer
 
     filters = _filters(since, until, source, articles)
-    answer = Answerer(_settings(index_dir)).ask(question, k, filters=filters)
+    answer = Answerer(_settings(index_dir, store)).ask(question, k, filters=filters)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
@@ -389,6 +420,7 @@ def ask_cmd(
 @click.option("--no-history", is_flag=True, help="Keep typed questions in memory only.")
 @filter_options
 @index_dir_option
+@store_option
 @clean_errors
 def chat_cmd(
     k: int | None,
@@ -400,6 +432,7 @@ def chat_cmd(
     source: str | None,
     articles: tuple[str, ...],
     index_dir: Path | None,
+    store: str | None = None,
 ) -> None:
     """Chat with the articles: questions and follow-ups, one per line (/help at the prompt).
 
@@ -409,29 +442,33 @@ def chat_cmd(
     from qa.terminal_chat import ChatSession, default_history_file, run_chat
 
     filters = _filters(since, until, source, articles)
-    session = ChatSession.start(_settings(index_dir), k, filters)
+    session = ChatSession.start(_settings(index_dir, store), k, filters)
     history = None if no_history else history_file or default_history_file()
     run_chat(session, as_json=as_json, history_file=history)
 
 
 @main.group("articles", invoke_without_command=True)
 @index_dir_option
+@store_option
 @click.pass_context
-def articles_group(ctx: click.Context, index_dir: Path | None) -> None:
+def articles_group(ctx: click.Context, index_dir: Path | None, store: str | None = None) -> None:
     """List, show or remove indexed articles (default: list)."""
     if ctx.invoked_subcommand is None:
-        ctx.invoke(articles_list, index_dir=index_dir)
+        ctx.invoke(articles_list, index_dir=index_dir, store=store)
 
 
 @articles_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @index_dir_option
+@store_option
 @clean_errors
-def articles_list(as_json: bool = False, index_dir: Path | None = None) -> None:
+def articles_list(
+    as_json: bool = False, index_dir: Path | None = None, store: str | None = None
+) -> None:
     """List indexed articles: id, chunks, title."""
-    from qa.store import IndexStore
+    from qa.stores import open_store
 
-    snap = IndexStore(_settings(index_dir).index_dir).open()
+    snap = open_store(_settings(index_dir, store)).open()
     items = snap.articles()
     if as_json:
         click.echo(json.dumps([a.model_dump() for a in items], indent=2, ensure_ascii=False))
@@ -445,12 +482,15 @@ def articles_list(as_json: bool = False, index_dir: Path | None = None) -> None:
 @click.argument("article_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @index_dir_option
+@store_option
 @clean_errors
-def articles_show(article_id: str, as_json: bool, index_dir: Path | None) -> None:
+def articles_show(
+    article_id: str, as_json: bool, index_dir: Path | None, store: str | None = None
+) -> None:
     """Print one article's title, metadata and text."""
-    from qa.store import IndexStore
+    from qa.stores import open_store
 
-    article = IndexStore(_settings(index_dir).index_dir).open().article(article_id)
+    article = open_store(_settings(index_dir, store)).open().article(article_id)
     if as_json:
         click.echo(article.model_dump_json(indent=2))
         return
@@ -466,15 +506,16 @@ def articles_show(article_id: str, as_json: bool, index_dir: Path | None) -> Non
 @articles_group.command("rm")
 @click.argument("article_ids", nargs=-1, required=True)
 @index_dir_option
+@store_option
 @clean_errors
-def articles_rm(article_ids: tuple[str, ...], index_dir: Path | None) -> None:
+def articles_rm(
+    article_ids: tuple[str, ...], index_dir: Path | None, store: str | None = None
+) -> None:
     """Remove articles by id."""
     from qa.indexer import remove_articles
-    from qa.store import IndexStore
+    from qa.stores import open_store
 
-    settings = _settings(index_dir)
-    store = IndexStore(settings.index_dir, ann_min_chunks=settings.ann_min_chunks)
-    removed = remove_articles(store, list(article_ids))
+    removed = remove_articles(open_store(_settings(index_dir, store)), list(article_ids))
     missing = [a for a in article_ids if a not in removed]
     for a in removed:
         click.echo(f"removed {a}")
@@ -488,9 +529,15 @@ def articles_rm(article_ids: tuple[str, ...], index_dir: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--misses", is_flag=True, help="List the questions answered wrongly.")
 @index_dir_option
+@store_option
 @clean_errors
 def eval_cmd(
-    questions_file: Path, k: int, as_json: bool, misses: bool, index_dir: Path | None
+    questions_file: Path,
+    k: int,
+    as_json: bool,
+    misses: bool,
+    index_dir: Path | None,
+    store: str | None = None,
 ) -> None:
     """Measure answers on QUESTIONS_FILE (seed JSON lines, SQuAD JSON, or conversations:
     JSON lines of {"turns": [{"question", "answers", "standalone"}]}) over the index."""
@@ -500,9 +547,9 @@ def eval_cmd(
     if not questions_file.is_file():
         raise click.ClickException(f"{questions_file}: no such file")
     if is_conversation_file(questions_file):
-        _eval_conversations(questions_file, k, as_json, misses, index_dir)
+        _eval_conversations(questions_file, k, as_json, misses, index_dir, store)
         return
-    report = evaluate(Answerer(_settings(index_dir)), load_questions(questions_file), k)
+    report = evaluate(Answerer(_settings(index_dir, store)), load_questions(questions_file), k)
     if as_json:
         click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
         return
@@ -513,14 +560,19 @@ def eval_cmd(
 
 
 def _eval_conversations(
-    path: Path, k: int, as_json: bool, misses: bool, index_dir: Path | None
+    path: Path,
+    k: int,
+    as_json: bool,
+    misses: bool,
+    index_dir: Path | None,
+    store: str | None = None,
 ) -> None:
     from qa.answering import Answerer
     from qa.evaluation import evaluate_conversations, load_conversations
 
     conversations = load_conversations(path)
     # No answer cache: the same questions are asked three ways and timed.
-    answerer = Answerer(_settings(index_dir, answer_cache=0))
+    answerer = Answerer(_settings(index_dir, store, answer_cache=0))
     report = evaluate_conversations(answerer, conversations, k)
     if as_json:
         click.echo(report.model_dump_json(indent=2, exclude=set() if misses else {"misses"}))
@@ -535,14 +587,17 @@ def _eval_conversations(
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 8000).")
 @index_dir_option
+@store_option
 @clean_errors
-def serve_cmd(host: str | None, port: int | None, index_dir: Path | None) -> None:
+def serve_cmd(
+    host: str | None, port: int | None, index_dir: Path | None, store: str | None = None
+) -> None:
     """Serve the web chat at /, the JSON API under /api and the MCP server at /mcp."""
     import uvicorn
 
     from qa.web.app import create_app
 
-    settings = _settings(index_dir, host=host, port=port)
+    settings = _settings(index_dir, store, host=host, port=port)
     app = create_app(settings)
     click.echo(f"qa: open http://{settings.host}:{settings.port}/ (Ctrl+C to stop)", err=True)
     uvicorn.run(
@@ -557,8 +612,9 @@ def serve_cmd(host: str | None, port: int | None, index_dir: Path | None) -> Non
 
 @main.command("mcp")
 @index_dir_option
+@store_option
 @clean_errors
-def mcp_cmd(index_dir: Path | None) -> None:
+def mcp_cmd(index_dir: Path | None, store: str | None = None) -> None:
     """Serve the MCP tools (ask, list_articles, get_article) over stdin/stdout.
 
     For an assistant that starts qa itself; stdout carries only the protocol.
@@ -567,7 +623,7 @@ def mcp_cmd(index_dir: Path | None) -> None:
     from qa.web.app import warm_up
     from qa.web.mcp_server import run_stdio
 
-    answerer = Answerer(_settings(index_dir))
+    answerer = Answerer(_settings(index_dir, store))
     warm_up(answerer)  # a missing index is logged, and each tool call says so too
     run_stdio(answerer)
 

@@ -70,6 +70,13 @@ class IndexBusy(QAError):
     status = 503
 
 
+class StoreUnavailable(QAError):
+    """A store named by a URI cannot be used: pymilvus missing, or the server unreachable."""
+
+    code = "store_unavailable"
+    status = 503
+
+
 class EncoderUnavailable(QAError):
     code = "encoder_unavailable"
     status = 503

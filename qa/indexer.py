@@ -1,13 +1,14 @@
 """Files → articles → chunks → vectors → a new index version.
 
-In: paths (files or folders) and an `IndexStore`. Out: an `IndexReport` of
+In: paths (files or folders) and a store (`qa.stores.open_store`: the index
+directory or Milvus; only `writer()` and `encoder_dir` are used). Out: an `IndexReport` of
 what changed. Articles are streamed: read (a JSON-lines export line by line),
 chunked and embedded in bounded batches, their vectors written to disk as they
 come, so memory stays flat however large the input. Unchanged articles are
 not re-embedded (their content hash is compared first, so a rerun passes over
 them quickly); an edited one replaces its old chunks; unreadable files are
 reported and skipped while the rest is indexed. Nothing is published unless
-the whole run succeeds (see `IndexStore.writer`), or, with `checkpoint`, every
+the whole run succeeds (see `Store.writer`), or, with `checkpoint`, every
 that many changed articles: a killed run then resumes from the last version.
 """
 
@@ -25,7 +26,8 @@ from qa.encoder import Encoder, export_onnx_encoder, has_onnx_encoder, load_enco
 from qa.errors import UnreadableFile
 from qa.models import IndexReport, SourceArticle
 from qa.readers import iter_article_files, stream_file
-from qa.store import ChunkRecord, IndexStore, StoredArticle, Writer
+from qa.store import ChunkRecord, StoredArticle
+from qa.stores.base import Store, WriteSession
 from qa.terms import terms
 
 BATCH_CHUNKS = 256  # chunks embedded together: enough to sort by length, small in memory
@@ -54,7 +56,7 @@ def content_hash(src: SourceArticle) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 
-def ensure_encoder(store: IndexStore, export_onnx: bool = True) -> Encoder:
+def ensure_encoder(store: Store, export_onnx: bool = True) -> Encoder:
     """The index's encoder, exporting the ONNX copy on first use."""
     if export_onnx and not has_onnx_encoder(store.encoder_dir):
         export_onnx_encoder(store.encoder_dir)
@@ -69,7 +71,7 @@ def describe_encoder(encoder: Encoder) -> dict:
 class _Batch:
     """Articles waiting to be embedded and written together."""
 
-    def __init__(self, writer: Writer, encoder: Encoder) -> None:
+    def __init__(self, writer: WriteSession, encoder: Encoder) -> None:
         self.writer = writer
         self.encoder = encoder
         self.items: list[tuple[StoredArticle, list[ChunkRecord]]] = []
@@ -152,7 +154,7 @@ def read_file_batches(files: Iterable[Path]) -> Iterator[FileBatch]:
 
 def index_paths(
     paths: Iterable[Path],
-    store: IndexStore,
+    store: Store,
     *,
     export_onnx: bool = True,
     on_file: ProgressCallback | None = None,
@@ -173,7 +175,7 @@ def index_paths(
 
 
 def index_articles(
-    articles: Sequence[SourceArticle], store: IndexStore, *, export_onnx: bool = True
+    articles: Sequence[SourceArticle], store: Store, *, export_onnx: bool = True
 ) -> IndexReport:
     """Add or update articles already in memory (an upload, an API request)."""
     return index_batches([("request", list(articles), [])], store, export_onnx=export_onnx)
@@ -200,7 +202,7 @@ def _each_article(
 
 def index_batches(
     batches: Iterable[FileBatch],
-    store: IndexStore,
+    store: Store,
     *,
     export_onnx: bool = True,
     on_file: ProgressCallback | None = None,
@@ -267,7 +269,7 @@ def index_batches(
     return report()
 
 
-def rebuild_index(store: IndexStore, *, export_onnx: bool = True) -> IndexReport:
+def rebuild_index(store: Store, *, export_onnx: bool = True) -> IndexReport:
     """Re-chunk and re-embed every stored article into a fresh version: the way to
     carry an index over to a new chunker, term analysis or model, losing nothing."""
     started = time.perf_counter()
@@ -288,7 +290,7 @@ def rebuild_index(store: IndexStore, *, export_onnx: bool = True) -> IndexReport
     )
 
 
-def remove_articles(store: IndexStore, ids: Sequence[str]) -> list[str]:
+def remove_articles(store: Store, ids: Sequence[str]) -> list[str]:
     """Delete articles by id; returns the ids that existed."""
     store.open().close()  # a missing or corrupt index is an error, not a new index
     removed: list[str] = []

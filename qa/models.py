@@ -276,6 +276,12 @@ class Health(_Frozen):
     sources: list[SourceStatus] = Field(
         default_factory=list, description="Registered sources and how their refreshes went."
     )
+    store: Literal["directory", "milvus"] = Field(
+        "directory", description="Which store is served: the index directory, or Milvus."
+    )
+    store_uri: str | None = Field(
+        None, description="The Milvus store's URI (it never carries credentials); null otherwise."
+    )
 
 
 class IndexReport(_Frozen):

@@ -13,11 +13,19 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from qa.errors import QAError
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
 
     index_dir: Path = Field(Path("index"), description="Where the index lives.")
+    store: str | None = Field(
+        None,
+        description="A store other than the index directory: milvus://HOST:PORT (a Milvus "
+        "server) or milvus:///ABSOLUTE/PATH.db (Milvus Lite), optionally ?prefix=NAME; unset: "
+        "the index directory. Sources and the encoder stay in the index directory.",
+    )
     k: int = Field(3, ge=1, le=20, description="Quotes per answer by default.")
     # Chosen by training/fit_scorer.py: the final score is the chance that the top
     # quote answers; this cut refuses 95% of SQuAD-train questions asked of the BBC
@@ -104,6 +112,20 @@ class Settings(BaseSettings):
     refresh_sources: bool = Field(
         True, description="`qa serve` refreshes due sources in the background."
     )
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_uri_parses(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # QA_STORE= (empty): the index directory
+        if isinstance(value, str):
+            from qa.stores.uri import parse_store_uri
+
+            try:
+                parse_store_uri(value)
+            except QAError as exc:  # pydantic reports a ValueError as the field's error
+                raise ValueError(exc.message) from None
+        return value
 
     @field_validator("fetch_allow")
     @classmethod

@@ -211,6 +211,14 @@ class IndexStore:
         return self.root / "encoder"
 
     @property
+    def location(self) -> str:
+        """The store as messages name it."""
+        return str(self.root)
+
+    def close(self) -> None:
+        """Nothing is held open between calls (a Milvus store closes its client)."""
+
+    @property
     def versions_dir(self) -> Path:
         return self.root / "versions"
 

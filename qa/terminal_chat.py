@@ -73,7 +73,8 @@ class ChatSession:
         snapshot = answerer.snapshot()  # raises IndexMissing / IndexCorrupt / ...
         if snapshot.n_chunks == 0:
             raise IndexEmpty(
-                f"the index at {settings.index_dir} has no articles: add some with `qa index PATH`"
+                f"the index at {answerer.store.location} has no articles: "
+                "add some with `qa index PATH`"
             )
         _ = answerer.encoder
         return cls(answerer, k, articles=snapshot.n_articles, filters=filters)

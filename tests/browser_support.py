@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.conftest import store_at
+
 if TYPE_CHECKING:
     from qa.settings import Settings
 
@@ -207,11 +209,10 @@ def static_site(root: Path) -> Iterator[str]:
 
 def build_index(index_dir: Path, encoder_dir: Path, sources: list[Path]) -> Path:
     from qa.indexer import index_paths
-    from qa.store import IndexStore
 
     index_dir.mkdir(parents=True)
     shutil.copytree(encoder_dir, index_dir / "encoder")
-    report = index_paths(sources, IndexStore(index_dir))
+    report = index_paths(sources, store_at(index_dir))
     assert not report.problems, report.problems
     return index_dir
 

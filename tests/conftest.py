@@ -4,10 +4,16 @@ The ONNX encoder is exported once per session (about 12 s) and copied into
 each test's index directory, which is what `qa index` would otherwise do
 itself on first use. QA_INDEX_DIR points at a temporary folder for every test
 so nothing touches the project's own ./index.
+
+`pytest --qa-store=milvus` runs the same tests with each index in a Milvus
+Lite file inside its index directory (see tests/milvus_hook); tests that look
+at the directory's own files are marked `directory_store` and skipped then.
+Fixtures build indexes through `store_at(DIR)`, which follows the option.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -24,9 +30,57 @@ except FileNotFoundError as exc:
     SHARED, _NO_SHARED = Path("shared-not-found"), str(exc)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--qa-store",
+        choices=("directory", "milvus"),
+        default="directory",
+        help="Where the tests' indexes live: index directories (default), or a Milvus "
+        "Lite file inside each (tests marked directory_store are then skipped).",
+    )
+
+
 def pytest_configure(config):
     if _NO_SHARED:  # one line, before any module tries to read a missing file
         raise pytest.UsageError(_NO_SHARED)
+    if config.getoption("--qa-store") == "milvus":
+        # This process and every one a test starts (they inherit the environment)
+        # redirect settings without a store to INDEX_DIR/milvus.db: tests/milvus_hook.
+        hook = PROJECT / "tests" / "milvus_hook"
+        paths = [str(hook), str(PROJECT), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        os.environ["QA_TEST_STORE"] = "milvus"
+        from tests.milvus_hook.redirect import install
+
+        install()
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--qa-store") != "milvus":
+        return
+    skip = pytest.mark.skip(reason="looks at the index directory's own files (--qa-store=milvus)")
+    for item in items:
+        if "directory_store" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _lite_files_released(request):
+    """Under --qa-store=milvus, hand every Milvus Lite file back after each module:
+    a `qa` process a later test starts can open a file only this one has let go."""
+    yield
+    if request.config.getoption("--qa-store") == "milvus":
+        from qa.stores.milvus import release_lite_files
+
+        release_lite_files()
+
+
+def store_at(index_dir: Path):
+    """The store of an index directory, as `qa --index-dir DIR` opens it (under
+    --qa-store=milvus, the Milvus Lite file inside it)."""
+    from qa.stores import open_store
+
+    return open_store(Settings(index_dir=index_dir))
 
 
 SEED_DIR = SHARED / "corpus" / "seed"
@@ -72,10 +126,11 @@ def settings(index_dir) -> Settings:
 def seed_index(tmp_path_factory, encoder_dir) -> Path:
     """The seed article indexed once per session (read-only for tests)."""
     from qa.indexer import index_paths
-    from qa.store import IndexStore
 
     path = tmp_path_factory.mktemp("seed") / "index"
     path.mkdir()
     shutil.copytree(encoder_dir, path / "encoder")
-    index_paths([SEED_DIR], IndexStore(path))
+    store = store_at(path)
+    index_paths([SEED_DIR], store)
+    store.close()  # a Milvus Lite file is then free for a `qa` process to open
     return path

@@ -9,7 +9,7 @@ import pytest
 from qa.answering import Answerer
 from qa.errors import IndexEmpty, InvalidInput
 from qa.settings import Settings
-from qa.store import IndexStore
+from tests.conftest import store_at
 
 from .conftest import SEED_QUESTIONS
 
@@ -55,7 +55,7 @@ def test_questions_the_article_does_not_cover_are_not_answered(answerer, item):
 
 
 def test_every_quote_is_verbatim_article_text_at_its_offsets(answerer, seed_index):
-    snap = IndexStore(seed_index).open()
+    snap = store_at(seed_index).open()
     checked = answered = 0
     for item in QUESTIONS:
         answer = answerer.ask(item["question"], k=5)
@@ -113,7 +113,7 @@ def test_empty_index_says_how_to_add_articles(index_dir):
 
     from .conftest import SEED_DIR
 
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     remove_articles(store, [a.id for a in store.open().articles()])
     with pytest.raises(IndexEmpty, match="qa index"):

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from qa.indexer import index_paths, remove_articles
 from qa.settings import Settings
-from qa.store import IndexStore
 from qa.web.app import create_app
 from qa.web.deps import get_answerer
 from qa.web.middleware import STRICT_CSP
+from tests.conftest import store_at
 
 ALLOWED = "http://allowed.example"
 DENIED = "http://denied.example"
@@ -463,7 +463,7 @@ def test_missing_index_answers_503_saying_how_to_add_articles(tmp_path):
 def test_index_without_articles_answers_503(index_dir, tmp_path):
     article = tmp_path / "note.txt"
     article.write_text("A short note\n\nThe ferry leaves at noon every day of the week.\n")
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([article], store)
     remove_articles(store, [a.id for a in store.open().articles()])
     with TestClient(create_app(Settings(index_dir=index_dir))) as c:

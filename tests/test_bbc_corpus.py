@@ -7,7 +7,7 @@ import pytest
 from qa.answering import Answerer
 from qa.indexer import index_paths
 from qa.settings import Settings
-from qa.store import IndexStore
+from tests.conftest import store_at
 
 from .conftest import BBC_DIR
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_every_bbc_file_is_read_and_each_distinct_article_indexed_once(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     report = index_paths([BBC_DIR], store)
     # 98 files are byte-identical copies of others in the published data set: the
     # contract says the same article indexed twice is not duplicated.

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +27,7 @@ def test_answer_speed_refuses_a_folder_without_an_index(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.directory_store
 def test_answer_speed_names_an_unreadable_question_file(seed_index, tmp_path):
     broken = tmp_path / "questions.jsonl"
     broken.write_text("{not json\n")

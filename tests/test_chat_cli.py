@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from qa.models import Answer
 
@@ -134,6 +135,7 @@ def test_missing_index_stops_before_the_first_question(tmp_path):
     assert run.stdout == ""
 
 
+@pytest.mark.directory_store
 def test_empty_index_stops_before_the_first_question(seed_index, tmp_path):
     emptied = tmp_path / "index"
     shutil.copytree(seed_index, emptied)

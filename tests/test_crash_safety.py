@@ -36,6 +36,9 @@ from qa.store import IndexStore
 
 from .conftest import BBC_DIR, PROJECT
 
+# SIGKILLed `qa index` runs against the index directory's files (Milvus: test_milvus_store).
+pytestmark = pytest.mark.directory_store
+
 BATCH = 2  # articles added per round: a run of about a second on 2 idle cores
 RUN_TIMEOUT = 120
 

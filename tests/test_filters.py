@@ -24,8 +24,8 @@ from qa.models import Filters
 from qa.recency import MARGIN, asks_for_latest, recency_bonus
 from qa.retrieval import retrieve
 from qa.settings import Settings
-from qa.store import IndexStore
 from qa.terms import terms
+from tests.conftest import store_at
 
 from .conftest import BBC_DIR, SEED_FILE
 
@@ -49,7 +49,7 @@ def build_index(root: Path, encoder_dir: Path, articles: list[dict]) -> Path:
     index = root / "index"
     index.mkdir()
     shutil.copytree(encoder_dir, index / "encoder")
-    report = index_paths([src], IndexStore(index))
+    report = index_paths([src], store_at(index))
     assert report.added == len(articles), report.problems
     return index
 

@@ -12,19 +12,19 @@ from qa.answering import Answerer
 from qa.errors import IndexCorrupt, IndexIncompatible, IndexMissing
 from qa.indexer import index_paths, remove_articles
 from qa.settings import Settings
-from qa.store import IndexStore
 from qa.terms import terms
+from tests.conftest import store_at
 
 from .conftest import SAMPLES, SEED_DIR
 
 
 def counts(index_dir):
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     return snap.n_articles, snap.n_chunks, snap.n_sentences
 
 
 def test_indexing_the_same_folder_twice_changes_nothing(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     first = index_paths([SAMPLES], store)
     version = store.current_version()
     before = counts(index_dir)
@@ -38,7 +38,7 @@ def test_indexing_the_same_folder_twice_changes_nothing(index_dir):
 def test_a_copy_of_an_article_elsewhere_is_not_duplicated(index_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(SEED_DIR, copy)
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     report = index_paths([copy], store)
     assert report.duplicates == 1 and counts(index_dir)[0] == 1
@@ -51,7 +51,7 @@ def test_edited_article_replaces_its_old_chunks(index_dir, tmp_path):
     article.write_text(
         "Harbour news\n\nThe new ferry is called the Silver Gull. It carries 80 cars.\n"
     )
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([folder], store)
     answerer = Answerer(Settings(index_dir=index_dir))
     assert "Silver Gull" in answerer.ask("What is the new ferry called?").quotes[0].text
@@ -68,7 +68,7 @@ def test_edited_article_replaces_its_old_chunks(index_dir, tmp_path):
 
 
 def test_removing_an_article_removes_its_chunks(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SAMPLES], store)
     n_articles, n_chunks, _ = counts(index_dir)
     target = next(a for a in store.open().articles() if "BIO 2023" in a.title)
@@ -84,7 +84,7 @@ def test_unreadable_files_are_reported_and_the_rest_indexed(index_dir, tmp_path)
     (folder / "empty.txt").write_text("  \n")
     (folder / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00" * 50)
     (folder / "broken.json").write_text('{"title": "x", "text": ')
-    report = index_paths([folder], IndexStore(index_dir))
+    report = index_paths([folder], store_at(index_dir))
     assert report.added == 6 and report.skipped == 3
     assert len(report.problems) == 3
     assert all(str(folder) in p for p in report.problems)
@@ -103,8 +103,8 @@ def test_html_script_and_hidden_text_are_never_indexed(index_dir, tmp_path):
         "<p style='display:none'>quokkaplasm invisible marker sentence.</p>"
         "</article></body></html>"
     )
-    index_paths([page], IndexStore(index_dir))
-    snap = IndexStore(index_dir).open()
+    index_paths([page], store_at(index_dir))
+    snap = store_at(index_dir).open()
     (summary,) = snap.articles()
     assert summary.title == "Zebra crossing report"
     text = snap.article(summary.id).text
@@ -116,9 +116,10 @@ def test_missing_index_is_a_clear_error(tmp_path):
         Answerer(Settings(index_dir=tmp_path / "nothing-here")).ask("What is K-SPACE?")
 
 
+@pytest.mark.directory_store
 @pytest.mark.parametrize("damage", ["manifest", "vectors", "sqlite", "foreign-model"])
 def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
     if damage == "manifest":
@@ -142,7 +143,7 @@ def test_corrupt_or_foreign_index_is_a_clear_error(index_dir, damage):
 def test_a_run_that_reads_nothing_creates_and_changes_nothing(index_dir, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{broken")
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     report = index_paths([bad], store)
     assert report.skipped == 1 and not store.exists()
     index_paths([SAMPLES], store)
@@ -151,10 +152,11 @@ def test_a_run_that_reads_nothing_creates_and_changes_nothing(index_dir, tmp_pat
     assert store.current_version() == version
 
 
+@pytest.mark.directory_store
 def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir):
     from qa.indexer import rebuild_index
 
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SAMPLES], store)
     before = sorted(a.id for a in store.open().articles())
     manifest_path = store.versions_dir / store.current_version() / "manifest.json"
@@ -171,8 +173,9 @@ def test_an_index_from_another_qa_version_is_rebuilt_from_its_articles(index_dir
     assert "Korea Superior Pharma-pipeline" in answer.quotes[0].text
 
 
+@pytest.mark.directory_store
 def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
     (version / "lexical" / "data.csc.index.npy").write_bytes(b"garbage" * 100)
@@ -185,10 +188,11 @@ def test_damaged_bm25_postings_are_a_clear_error_and_the_next_write_rebuilds_the
     assert answer.answered
 
 
+@pytest.mark.directory_store
 def test_bm25s_ranks_first_what_sqlite_fts5_ranks_first(index_dir):
     """bm25s replaced an FTS5 query (Lucene's IDF instead of FTS5's, so scores
     differ); the best chunk for a question must stay the same."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     snap = store.open()
     db = snap._db  # the version's own SQLite rows: FTS5's bm25 is the reference
@@ -212,9 +216,10 @@ def test_bm25s_ranks_first_what_sqlite_fts5_ranks_first(index_dir):
         assert len(set(ours[:5]) & set(theirs[:5])) >= min(4, len(theirs)), q
 
 
+@pytest.mark.directory_store
 def test_a_version_without_saved_postings_still_answers(index_dir):
     """Versions written before lexical/ existed build the BM25 index when opened."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
     shutil.rmtree(version / "lexical")
@@ -229,10 +234,11 @@ def _stored_sentences(snap):
     return [(sid, texts[a][s:e]) for sid, a, s, e in rows]
 
 
+@pytest.mark.directory_store
 def test_each_sentence_s_stored_terms_are_its_analysed_words(index_dir):
     """Quote selection reads which question terms a sentence holds from the saved
     arrays instead of analysing its text: both must say the same."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     snap = store.open()
     sentences = _stored_sentences(snap)
@@ -245,8 +251,9 @@ def test_each_sentence_s_stored_terms_are_its_analysed_words(index_dir):
     assert not snap.term_presence([10**9], asked).any()
 
 
+@pytest.mark.directory_store
 def test_removing_an_article_removes_its_sentence_terms(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     target = next(a for a in store.open().articles() if "BIO 2023" in a.title)
     assert remove_articles(store, [target.id]) == [target.id]
@@ -255,10 +262,11 @@ def test_removing_an_article_removes_its_sentence_terms(index_dir):
     assert n_terms == snap.n_sentences == len(snap.lexical.sentence_ids)
 
 
+@pytest.mark.directory_store
 def test_a_version_written_before_sentence_terms_answers_alike_and_is_upgraded(index_dir):
     """An index written before sentences' terms were kept (no table, no arrays)
     analyses its sentences when opened, and the next write stores them."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     question = "How many official business meetings did the Korea Pavilion hold?"
     before = Answerer(Settings(index_dir=index_dir, answer_cache=0)).ask(question)
@@ -283,8 +291,9 @@ def test_a_version_written_before_sentence_terms_answers_alike_and_is_upgraded(i
     )
 
 
+@pytest.mark.directory_store
 def test_damaged_sentence_terms_are_a_clear_error_and_the_next_write_rebuilds_them(index_dir):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR], store)
     version = store.versions_dir / store.current_version()
     (version / "lexical" / "sentence_indptr.npy").write_bytes(b"\x93NUMPY garbage")

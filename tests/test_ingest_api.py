@@ -16,9 +16,9 @@ from qa.fetch import Fetcher
 from qa.indexer import article_id
 from qa.readers import read_file, read_upload
 from qa.settings import Settings
-from qa.store import IndexStore
 from qa.web.app import create_app
 from qa.web.deps import get_fetcher
+from tests.conftest import store_at
 
 from .test_api import assert_error
 
@@ -334,8 +334,9 @@ def test_refused_urls_are_422_without_echoing_internals(client, url):
 
 
 # -- the writer lock -----------------------------------------------------------------------------
+@pytest.mark.directory_store
 def test_a_busy_index_answers_503_with_retry_after(client, writable_index):
-    with IndexStore(writable_index).writer():  # another writer (say, `qa index`) holds the lock
+    with store_at(writable_index).writer():  # another writer (say, `qa index`) holds the lock
         resp = client.post("/api/articles", json=LIGHTHOUSE, headers=AUTH)
         assert_error(resp, 503, "index_busy")
         assert int(resp.headers["retry-after"]) >= 1

@@ -30,8 +30,8 @@ import pytest
 
 from bench.load import loopback_url, run_load
 from bench.load import main as load_main
-from qa.store import IndexStore
 from tests.browser_support import LiveServer, build_index
+from tests.conftest import store_at
 
 from .conftest import BBC_DIR, PROJECT, SAMPLES
 
@@ -116,9 +116,9 @@ class Updates:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _op(self, kind: str, *args: str) -> None:
-        before = IndexStore(self.index_dir).current_version()
+        before = store_at(self.index_dir).current_version()
         qa(*args, index_dir=self.index_dir)
-        self.switches += IndexStore(self.index_dir).current_version() != before
+        self.switches += store_at(self.index_dir).current_version() != before
         self.ops[kind] += 1
 
     def run(self) -> None:
@@ -219,7 +219,7 @@ def run_live_updates(
                 ).json()
                 assert target_id(i) not in cites(body), body
         health = client.get(server.base + "/api/health").json()
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     assert health["articles"] == snap.n_articles  # the server follows the last version
     snap.close()
 

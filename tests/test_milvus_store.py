@@ -75,6 +75,7 @@ def test_the_directory_store_has_the_boundarys_methods(proto, cls):
         assert set(theirs) <= set(ours), (name, list(theirs), list(ours))
 
 
+@pytest.mark.directory_store
 def test_both_stores_conform_at_runtime(lite, seed_index):
     milvus = lite
     assert isinstance(IndexStore(seed_index).open(), ReadView)
@@ -133,6 +134,7 @@ def test_a_bad_store_uri_says_what_is_accepted(uri):
     assert "\n" not in message
 
 
+@pytest.mark.directory_store
 def test_sparse_weights_score_exactly_as_the_embedded_bm25(seed_index):
     """The weights computed for Milvus, summed over a query's terms, are the
     embedded index's BM25 scores for every chunk, not only the top ones."""
@@ -388,11 +390,15 @@ def _open_when_released(uri: str, encoder_dir: Path) -> MilvusStore:
     from qa.stores.milvus import StoreUnavailable
 
     for _ in range(50):
+        store = MilvusStore(uri, encoder_dir=encoder_dir)
         try:
-            return MilvusStore(uri, encoder_dir=encoder_dir)
+            _ = store.db  # connects: refused while the killed writer's engine holds the file
+            return store
         except StoreUnavailable:
             time.sleep(0.2)
-    return MilvusStore(uri, encoder_dir=encoder_dir)
+    store = MilvusStore(uri, encoder_dir=encoder_dir)
+    _ = store.db
+    return store
 
 
 def test_a_missing_milvus_index_is_a_clear_error(tmp_path, encoder_dir):

@@ -11,7 +11,7 @@ from qa.answering import Answerer
 from qa.evaluation import EvalQuestion, contains_answer, evaluate, word_f1
 from qa.reader import MODEL_DIR, MODEL_FILE, Reader
 from qa.settings import Settings
-from qa.store import IndexStore
+from tests.conftest import store_at
 
 from .conftest import SEED_QUESTIONS
 
@@ -49,7 +49,7 @@ def test_reader_prefers_the_sentence_that_answers(reader):
 
 
 def test_answers_carry_highlights_inside_their_quotes(answerer, seed_index):
-    snap = IndexStore(seed_index).open()
+    snap = store_at(seed_index).open()
     highlighted = 0
     for item in QUESTIONS:
         for quote in answerer.ask(item["question"], k=3).quotes:
@@ -95,7 +95,7 @@ def test_sentence_answers_match_by_word_f1():
 
 
 def test_eval_splits_refusal_on_and_off_topic(answerer, seed_index):
-    snap = IndexStore(seed_index).open()
+    snap = store_at(seed_index).open()
     title = snap.articles()[0].title
     questions = [
         EvalQuestion("When was K-SPACE established?", ("Dec. 5, 2022",), title),

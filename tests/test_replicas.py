@@ -108,6 +108,7 @@ def qa_index(path: Path, index_dir: Path) -> None:
     assert run.returncode == 0, run.stderr
 
 
+@pytest.mark.directory_store
 def test_two_replicas_over_one_index_both_follow_the_writer(replicas, shared_index, tmp_path):
     a, b = replicas
     assert a.port != b.port

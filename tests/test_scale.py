@@ -18,7 +18,7 @@ from qa.readers import MAX_FILE_BYTES, read_file, read_upload
 from qa.settings import Settings
 from qa.store import IndexStore
 
-from .conftest import SEED_DIR, SEED_QUESTIONS, SHARED
+from .conftest import SEED_DIR, SEED_QUESTIONS, SHARED, store_at
 
 WIKI = SHARED / "corpus" / "wiki" / "enwiki-2014-100k.jsonl.gz"
 
@@ -32,7 +32,7 @@ def test_a_gzipped_wiki_export_is_streamed_indexed_and_answers(index_dir, tmp_pa
     export = tmp_path / "wiki.jsonl.gz"
     with gzip.open(export, "wt", encoding="utf-8") as fh:
         fh.writelines(wiki_lines(100))
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     report = index_paths([export], store, checkpoint=50)
     assert (report.added, report.skipped, report.problems) == (100, 0, [])
     assert store.open().n_articles == 100
@@ -107,6 +107,7 @@ def test_a_damaged_gzip_export_is_reported_not_a_traceback(tmp_path):
         read_file(path)
 
 
+@pytest.mark.directory_store
 def test_opening_a_version_maps_its_arrays_instead_of_reading_them(seed_index):
     snap = IndexStore(seed_index).open()
     maps = Path("/proc/self/maps").read_text()
@@ -132,6 +133,7 @@ def ann_seed_index(tmp_path_factory, encoder_dir) -> Path:
     return path
 
 
+@pytest.mark.directory_store
 def test_the_approximate_index_gives_the_answers_exact_search_gives(seed_index, ann_seed_index):
     snap = IndexStore(ann_seed_index).open()
     assert snap.dense.ann is not None
@@ -145,6 +147,7 @@ def test_the_approximate_index_gives_the_answers_exact_search_gives(seed_index, 
         assert [q.score for q in got.quotes] == pytest.approx([q.score for q in want.quotes])
 
 
+@pytest.mark.directory_store
 def test_the_approximate_index_searches_within_a_set_of_chunks(ann_seed_index, encoder):
     snap = IndexStore(ann_seed_index).open()
     qvec = encoder.embed(["When was the K-Space platform established?"])[0]

@@ -22,8 +22,8 @@ from qa.settings import Settings
 from qa.sources.durations import format_duration, parse_duration
 from qa.sources.refresh import refresh_sources
 from qa.sources.registry import SourceRegistry
-from qa.store import IndexStore
 from qa.web.app import create_app
+from tests.conftest import store_at
 
 from .feed_server import SiteServer, site_with
 
@@ -52,7 +52,7 @@ def qa(*args: str) -> tuple[int, str, str]:
 
 
 def articles_by_url(index_dir: Path) -> dict[str, object]:
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     return {a.url: snap.article(a.id) for a in snap.articles()}
 
 
@@ -60,6 +60,7 @@ def current(index_dir: Path) -> str:
     return (index_dir / "CURRENT").read_text()
 
 
+@pytest.mark.directory_store
 @pytest.mark.articles(50)
 def test_a_feed_of_50_articles_is_indexed_then_kept_in_sync(site, env):
     feed = site.base + "/feed.xml"
@@ -150,6 +151,7 @@ def test_robots_txt_is_honoured(site, env):
     assert site.site.hits["/robots.txt"] == 1
 
 
+@pytest.mark.directory_store
 def test_a_source_that_cannot_be_read_publishes_nothing_and_says_so(site, env):
     qa("index", site.base + "/feed.xml")
     version = current(env)
@@ -191,6 +193,7 @@ def test_the_page_cap_takes_a_long_feed_in_over_several_runs(site, env, monkeypa
     assert len(articles_by_url(env)) == 8
 
 
+@pytest.mark.directory_store
 def test_a_folder_source_is_read_again_when_its_files_change(tmp_path, index_dir, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(index_dir))
     folder = tmp_path / "articles"
@@ -211,10 +214,10 @@ def test_a_folder_source_is_read_again_when_its_files_change(tmp_path, index_dir
     )
     (folder / "kites.txt").unlink()
     assert "1 updated, 0 unchanged, 0 removed" in qa("refresh")[1]
-    titles = {a.title: a for a in IndexStore(index_dir).open().articles()}
+    titles = {a.title: a for a in store_at(index_dir).open().articles()}
     assert set(titles) == {"Otters of the Vell", "Red kites"}  # removed file: kept
     assert "1 removed" in qa("refresh", "--prune")[1]
-    snap = IndexStore(index_dir).open()
+    snap = store_at(index_dir).open()
     [otters] = snap.articles()
     detail = snap.article(otters.id)
     assert "twelve were counted" in detail.text and detail.source == "Nature notes"

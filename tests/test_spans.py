@@ -11,7 +11,7 @@ import qa.store
 from qa.answering import Answerer
 from qa.indexer import index_paths, remove_articles
 from qa.settings import Settings
-from qa.store import IndexStore
+from tests.conftest import store_at
 
 from .conftest import SAMPLES, SEED_DIR, SHARED
 
@@ -25,15 +25,16 @@ SEED_QUESTIONS = [
 @pytest.fixture
 def gapped_index(index_dir):
     """Seed article and samples, then one sample removed: sentence ids have a gap."""
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     victim = next(a for a in store.open().articles() if "solar" in a.title.lower())
     assert remove_articles(store, [victim.id]) == [victim.id]
     return index_dir
 
 
+@pytest.mark.directory_store
 def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
-    snap = IndexStore(gapped_index).open()
+    snap = store_at(gapped_index).open()
     chunk_ids = [r[0] for r in snap._db.execute("SELECT id FROM chunks ORDER BY id")]
     assert snap.spans.consistent
     for n in (1, 3, 7):
@@ -42,6 +43,7 @@ def test_sentences_of_chunks_from_memory_equal_the_sqlite_rows(gapped_index):
     assert snap.sentences_of_chunks([]) == []
 
 
+@pytest.mark.directory_store
 def test_answers_are_the_same_from_memory_and_from_sqlite(gapped_index):
     """The in-memory path and the SQL path it replaced (still used should a
     version break the one-run-per-chunk rule) give the same quotes."""
@@ -53,8 +55,9 @@ def test_answers_are_the_same_from_memory_and_from_sqlite(gapped_index):
         assert (a.answered, a.quotes) == (b.answered, b.quotes), q
 
 
+@pytest.mark.directory_store
 def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monkeypatch):
-    store = IndexStore(index_dir)
+    store = store_at(index_dir)
     index_paths([SEED_DIR, SAMPLES], store)
     snap = store.open()
     ids = [a.id for a in snap.articles()]
@@ -68,6 +71,7 @@ def test_recent_articles_kept_in_memory_stay_within_their_bound(index_dir, monke
     assert snap.article_texts([*ids, "no-such-id"]) == expected
 
 
+@pytest.mark.directory_store
 def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index):
     """Opening a version maps the span arrays written with it (no read of every
     sentence row); they equal what SQLite holds, and a version without them (one
@@ -78,7 +82,7 @@ def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index)
 
     from qa.spans import SPANS_DIR, SentenceSpans
 
-    snap = IndexStore(gapped_index).open()
+    snap = store_at(gapped_index).open()
     assert (snap.folder / SPANS_DIR / "ids.npy").exists()
     assert isinstance(snap.spans.starts, np.memmap)
     rows = SentenceSpans(snap._db)
@@ -86,6 +90,6 @@ def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index)
         assert np.array_equal(getattr(snap.spans, name), getattr(rows, name)), name
     assert snap.spans.article_ids == rows.article_ids
     shutil.rmtree(snap.folder / SPANS_DIR)
-    older = IndexStore(gapped_index).open()
+    older = store_at(gapped_index).open()
     assert not isinstance(older.spans.starts, np.memmap)
     assert np.array_equal(older.spans.ends, rows.ends)

@@ -43,7 +43,8 @@ from qa.settings import Settings
 from qa.sources.crawler import Crawler
 from qa.sources.listing import Entry, Listing, parse_listing
 from qa.sources.registry import Source, SourceRegistry
-from qa.store import IndexStore
+from qa.stores import open_store
+from qa.stores.base import Store
 
 LOCK_NAME = "SOURCES.LOCK"
 _ROOT_TYPES = {**LISTING_TYPES, **ALLOWED_TYPES}
@@ -86,11 +87,11 @@ def refresh_sources(
     fetcher: Fetcher | None = None,
 ) -> list[RefreshReport]:
     """Refresh each source in turn, recording each outcome; one version per source."""
-    store = IndexStore(settings.index_dir)
+    store = open_store(settings)  # the registry stays in the index directory
     registry = SourceRegistry(settings.index_dir)
     fetcher = fetcher or Fetcher.from_settings(settings)
     reports = []
-    with refresh_lock(settings.index_dir):
+    with refresh_lock(settings.index_dir), contextlib.closing(store):
         for source in sources:
             report, state = refresh_one(source, store, settings, fetcher, prune=prune, stop=stop)
             registry.record(source, report, state)
@@ -102,7 +103,7 @@ def refresh_sources(
 
 def refresh_one(
     source: Source,
-    store: IndexStore,
+    store: Store,
     settings: Settings,
     fetcher: Fetcher,
     *,

@@ -5,14 +5,12 @@ In: a store URI (qa.stores.uri: a server, or a Milvus Lite file) and, for
 writing, the same `StoredArticle`/`ChunkRecord`/vectors the indexer gives the
 directory store. Out: a `MilvusView` (a `ReadView`) of the published version.
 
-How it will be wired (not done yet, on purpose): `Answerer` takes a factory
-of read views chosen by the store URI, `open_store(settings)` returning
-`IndexStore(settings.index_dir)` without one and `MilvusStore(uri, ...)` with
-`--store`/`QA_STORE`; it calls `store.current_version()` per question and
-`store.open()` when that changes, exactly as it does with the directory
-today. The indexer already only needs `store.writer()` and
-`store.encoder_dir`, so `index_paths(paths, MilvusStore(...))` works as it is
-(the encoder stays a local folder: Milvus holds data, not the model).
+How it is wired: `qa.stores.open_store(settings)` gives `IndexStore` without
+a store URI and `MilvusStore(uri, encoder_dir=...)` with `--store`/`QA_STORE`
+(qa/stores/opening.py says where the encoder folder is: Milvus holds data, not
+the model). `Answerer` calls `store.current_version()` per question and
+`store.open()` when that changes, as with the directory; the indexer needs
+only `store.writer()` and `store.encoder_dir`.
 
 Collections (names start with the URI's prefix, default `qa_`):
 
@@ -39,8 +37,11 @@ starts. The version before the live one stays readable (as in the directory);
 older rows are deleted after each publish.
 
 Milvus Lite lets one process open a file at a time, so reading and writing a
-Lite store happen in one process (a server, or a test). On a server nothing
-stops two processes from writing at once: run one indexer at a time.
+Lite store happen in one process (a server, or a test); `MilvusStore.close()`
+hands the file back once no store of the process uses it. Nothing connects
+before it must: a Lite file that does not exist yet reads as "no index" and
+is made by the first writer. On a server nothing stops two processes from
+writing at once: run one indexer at a time.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 import time
+import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,10 +70,18 @@ from qa.errors import (
     IndexIncompatible,
     IndexMissing,
     QAError,
+    StoreUnavailable,
 )
-from qa.models import ArticleDetail, ArticleRef, ArticleSummary
+from qa.models import ArticleDetail, ArticleRef, ArticleSummary, Filters
 from qa.spans import SpanRow, SpanTable
-from qa.store import ArticleTextCache, ChunkRecord, StoredArticle, expected_manifest
+from qa.store import (
+    FILTER_CACHE,
+    ArticleTextCache,
+    ChunkRecord,
+    StoredArticle,
+    expected_manifest,
+    published_day,
+)
 from qa.stores.sparse_bm25 import bm25_weights
 from qa.stores.uri import StoreURI, parse_store_uri
 
@@ -80,24 +93,56 @@ ID_WINDOW = 8_000  # ids per paged query: Milvus caps one query's result at 16,3
 NO_VECTOR = [0.0, 0.0]  # Milvus 2.5 wants a vector field in every collection
 STATE_CURRENT = "current"
 SENTENCE_FIELDS = ["id", "chunk_id", "article_id", "start", "end", "terms", "vector"]
+CONNECT_TIMEOUT = 5.0  # seconds before an unreachable server is reported
+LITE_WAIT = 3.0  # seconds a Lite file locked by another process is waited for
 
-
-class StoreUnavailable(QAError):
-    """The Milvus store cannot be used: pymilvus missing, or the server unreachable."""
-
-    code = "store_unavailable"
-    status = 503
+# pymilvus shares one connection between the clients of an address (closing one
+# client closes it for all), and Milvus Lite runs one engine per file and
+# process: both are let go when the last store of the process using them closes.
+_USERS: dict[str, int] = {}
+_USERS_LOCK = threading.Lock()
+_OPEN: weakref.WeakSet[_Milvus] = weakref.WeakSet()  # closed by release_lite_files
 
 
 def _pymilvus():
     try:
+        with warnings.catch_warnings():  # milvus-lite 2.5.1 imports the deprecated pkg_resources
+            warnings.simplefilter("ignore", UserWarning)
+            with contextlib.suppress(ImportError):  # absent: a server URI needs no Lite
+                import milvus_lite  # noqa: F401
         import pymilvus
     except ImportError as exc:  # an optional extra
         raise StoreUnavailable(
             "a Milvus store needs pymilvus: pip install 'qa[milvus]' "
             "(milvus-lite==2.5.1, pymilvus>=2.5,<2.6, setuptools<81)"
         ) from exc
+    # pymilvus logs a failed connection itself; the StoreUnavailable says it once.
+    for name in ("pymilvus", "pymilvus.milvus_client"):  # it configures both at import
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return pymilvus
+
+
+def release_lite_files() -> None:
+    """Stop every Milvus Lite engine this process runs, so other processes may
+    open the files. Their connections go first: pymilvus keeps one per file
+    path, which a later client of the same file would otherwise reuse with the
+    stopped engine's socket (and wait on forever)."""
+    with _USERS_LOCK:
+        for db in list(_OPEN):
+            if db.uri.kind == "lite":
+                _USERS.pop(db.uri.address, None)
+                _OPEN.discard(db)
+        # Also the connections of stores dropped unclosed: a Lite one is named by its path.
+        with contextlib.suppress(ImportError):
+            from pymilvus import connections
+
+            for alias, _ in connections.list_connections():
+                if alias.startswith("/"):
+                    connections.remove_connection(alias)
+    with contextlib.suppress(ImportError):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_all()
 
 
 def article_key(article_id: str) -> int:
@@ -225,12 +270,51 @@ class _Milvus:
         self.uri = uri
         pymilvus = _pymilvus()
         self.error = pymilvus.MilvusException
-        try:
-            self.client = pymilvus.MilvusClient(uri.address)
-        except Exception as exc:
-            raise StoreUnavailable(f"cannot open the Milvus store at {uri.address}: {exc}") from exc
+        lite = uri.kind == "lite"
+        if lite:
+            Path(uri.address).parent.mkdir(parents=True, exist_ok=True)
+        with _USERS_LOCK:
+            _USERS[uri.address] = _USERS.get(uri.address, 0) + 1
+        # A Lite file another process has just let go stays locked for a moment.
+        deadline = time.monotonic() + (LITE_WAIT if lite else 0)
+        while True:
+            try:
+                self.client = pymilvus.MilvusClient(uri.address, timeout=CONNECT_TIMEOUT)
+                _OPEN.add(self)
+                break
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                self._release(connected=False)
+                why = getattr(exc, "message", None) or str(exc)
+                if lite:
+                    why += " (is another process using this Milvus Lite file?)"
+                raise StoreUnavailable(
+                    f"cannot open the Milvus store at {uri.shown}: {why}"
+                ) from exc
         self.names = {n: uri.collection(n) for n in _schemas(self.client, pymilvus)}
         self._pymilvus = pymilvus
+
+    def close(self) -> None:
+        self._release(connected=True)
+
+    def _release(self, connected: bool) -> None:
+        with _USERS_LOCK:
+            left = _USERS.get(self.uri.address, 1) - 1
+            if left > 0:
+                _USERS[self.uri.address] = left
+                return
+            _USERS.pop(self.uri.address, None)
+            _OPEN.discard(self)
+        if connected:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        if self.uri.kind == "lite":
+            with contextlib.suppress(Exception):
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri.address)
 
     def exists(self) -> bool:
         return self._call(self.client.has_collection, self.names["state"])
@@ -255,7 +339,8 @@ class _Milvus:
         try:
             return fn(*args, **kwargs)
         except self.error as exc:
-            raise StoreUnavailable(f"the Milvus store at {self.uri.address} failed: {exc}") from exc
+            why = getattr(exc, "message", None) or str(exc)
+            raise StoreUnavailable(f"the Milvus store at {self.uri.shown} failed: {why}") from exc
 
     def query(self, coll: str, flt: str, fields: list[str], limit: int | None = None) -> list[dict]:
         extra = {"limit": limit} if limit else {}
@@ -326,16 +411,37 @@ class MilvusStore:
         self.uri = parse_store_uri(uri) if isinstance(uri, str) else uri
         self.encoder_dir = encoder_dir  # the model stays a local folder
         self.chunker = chunker or ChunkerSettings()
-        self.db = _Milvus(self.uri)
+        self._db: _Milvus | None = None
+        self._db_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
+    @property
+    def location(self) -> str:
+        """The store as messages and /api/health name it (a URI takes no credentials)."""
+        return self.uri.shown
+
+    @property
+    def db(self) -> _Milvus:
+        """The connection, made on first use."""
+        if self._db is None:
+            with self._db_lock:
+                if self._db is None:
+                    self._db = _Milvus(self.uri)
+        return self._db
+
+    def _unmade(self) -> bool:
+        """A Milvus Lite file not made yet: no index, and reading makes none."""
+        return self._db is None and self.uri.kind == "lite" and not Path(self.uri.address).exists()
+
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.db.client.close()
+        with self._db_lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     # -- versions ---------------------------------------------------------------
     def _current(self) -> int:
-        if not self.db.exists():
+        if self._unmade() or not self.db.exists():
             return 0
         rows = self.db.query("state", f'key == "{STATE_CURRENT}"', ["version"])
         return int(rows[0]["version"]) if rows else 0
@@ -350,21 +456,21 @@ class MilvusStore:
     def _manifest(self, version: int) -> dict:
         rows = self.db.query("state", f'key == "v{version}"', ["info"])
         if not rows:
-            raise IndexCorrupt(f"the Milvus store at {self.uri.address} lost version {version}")
+            raise IndexCorrupt(f"the Milvus store at {self.uri.shown} lost version {version}")
         return json.loads(rows[0]["info"])
 
     def open(self) -> MilvusView:
         version = self._current()
         if not version:
             raise IndexMissing(
-                f"no index in the Milvus store at {self.uri.address} "
-                f"(prefix {self.uri.prefix!r}): index articles into it first"
+                f"no index in the Milvus store at {self.uri.shown}: index articles into it "
+                "first with `qa index PATH --store URI`"
             )
         manifest = self._manifest(version)
         for key, value in expected_manifest(self.chunker).items():
             if manifest.get(key) != value:
                 raise IndexIncompatible(
-                    f"the Milvus store at {self.uri.address} was built with {key}="
+                    f"the Milvus store at {self.uri.shown} was built with {key}="
                     f"{manifest.get(key)!r}, this qa uses {value!r}: rebuild it"
                 )
         return MilvusView(self.db, version, manifest)
@@ -374,7 +480,7 @@ class MilvusStore:
         """Yield a session for the next version; publish it on a clean exit when it
         changed something, throw it away on an error. `fresh` starts it empty."""
         if not self._write_lock.acquire(blocking=False):
-            raise IndexBusy(f"another writer is writing the Milvus store at {self.uri.address}")
+            raise IndexBusy(f"another writer is writing the Milvus store at {self.uri.shown}")
         try:
             self.db.create()
             current = self._current()
@@ -470,6 +576,8 @@ class MilvusView:
         # cached row is right in every version that holds it).
         self._sentences: OrderedDict[int, dict] = OrderedDict()
         self._texts = ArticleTextCache()
+        self._metas: list[tuple[str, str | None, str | None]] | None = None
+        self._filtered: OrderedDict[Filters, np.ndarray] = OrderedDict()
 
     def close(self) -> None:
         """Nothing to release: the client belongs to the store."""
@@ -684,6 +792,58 @@ class MilvusView:
             source=a.source,
             text=a.text,
         )
+
+    # -- filters --------------------------------------------------------------------
+    def _article_metas(self) -> list[tuple[str, str | None, str | None]]:
+        """(id, day published, source) of every article of this version, read once:
+        filters are decided here rather than in Milvus expressions, whose string
+        literals Milvus Lite parses unreliably (see `article_key`)."""
+        if self._metas is None:
+            top = int(self.manifest.get("next_ids", {}).get("articles", 1))
+            rows = self.db.scan(
+                "articles", "row", top, f"part == 0 and {self.where}", ["article_id", "meta"]
+            )
+            metas = [
+                (
+                    r["article_id"],
+                    published_day(r["meta"].get("published")),
+                    r["meta"].get("source"),
+                )
+                for r in rows
+            ]
+            with self._lock:
+                self._metas = metas
+        return self._metas
+
+    def chunks_matching(self, filters: Filters) -> np.ndarray:
+        """The ids (sorted) of the chunks of the articles that satisfy `filters`."""
+        with self._lock:
+            hit = self._filtered.get(filters)
+            if hit is not None:
+                self._filtered.move_to_end(filters)
+                return hit
+        since = filters.since.isoformat() if filters.since else None
+        until = filters.until.isoformat() if filters.until else None
+        wanted = set(filters.article)
+        ids = [
+            aid
+            for aid, day, source in self._article_metas()
+            if (since is None or (day is not None and day >= since))
+            and (until is None or (day is not None and day <= until))
+            and (filters.source is None or source == filters.source)
+            and (not wanted or aid in wanted)
+        ]
+        found = self.chunks_of_articles(ids)
+        with self._lock:
+            self._filtered[filters] = found
+            while len(self._filtered) > FILTER_CACHE:
+                self._filtered.popitem(last=False)
+        return found
+
+    def sources(self) -> list[str]:
+        """The distinct source names of the indexed articles, sorted as SQLite's NOCASE."""
+        names = {source for _, _, source in self._article_metas() if source is not None}
+        return sorted(names, key=lambda n: (_ascii_fold(n), n))
 
     def articles(self) -> list[ArticleSummary]:
         top = int(self.manifest.get("next_ids", {}).get("articles", 1))

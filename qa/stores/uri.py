@@ -38,6 +38,13 @@ class StoreURI:
     def collection(self, name: str) -> str:
         return f"{self.prefix}_{name}"
 
+    @property
+    def shown(self) -> str:
+        """The URI written back in its own form, for messages and /api/health."""
+        where = self.address.removeprefix("http://") if self.kind == "server" else self.address
+        prefix = "" if self.prefix == DEFAULT_PREFIX else f"?prefix={self.prefix}"
+        return f"milvus://{where}{prefix}"
+
 
 def _invalid(uri: str, why: str) -> InvalidInput:
     return InvalidInput(f"the store URI {uri!r} {why}: use {ACCEPTED}")
@@ -64,8 +71,9 @@ def parse_store_uri(uri: str) -> StoreURI:
     if parts.netloc:  # milvus://HOST:PORT
         if parts.path not in ("", "/"):
             raise _invalid(text, "names a path after the server")
-        if "@" in parts.netloc:
-            raise _invalid(text, "carries credentials, which are not taken here")
+        if "@" in parts.netloc:  # said without them: a message must not repeat a password
+            shown = f"{parts.scheme}://…@{parts.netloc.rsplit('@', 1)[1]}"
+            raise _invalid(shown, "carries credentials, which are not taken here")
         try:
             host, port = parts.hostname, parts.port or DEFAULT_PORT
         except ValueError as exc:  # a port that is not a number in 0..65535

@@ -146,10 +146,19 @@ def health_of(answerer: Answerer) -> Health:
     snap = answerer.snapshot()
     if snap.n_articles == 0:
         raise IndexEmpty(
-            f"the index at {answerer.store.root} has no articles: add some with `qa index PATH`"
+            f"the index at {answerer.store.location} has no articles: add some with `qa index PATH`"
         )
-    sources = [s.status_model() for s in SourceRegistry(answerer.store.root).all()]
-    return Health(status="ok", articles=snap.n_articles, chunks=snap.n_chunks, sources=sources)
+    # The sources registry stays in the index directory whatever the store.
+    sources = [s.status_model() for s in SourceRegistry(answerer.settings.index_dir).all()]
+    store = getattr(answerer.store, "uri", None)
+    return Health(
+        status="ok",
+        articles=snap.n_articles,
+        chunks=snap.n_chunks,
+        sources=sources,
+        store="milvus" if store else "directory",
+        store_uri=store.shown if store else None,
+    )
 
 
 @router.get("/health", response_model=Health, summary="Liveness and index size")

@@ -42,7 +42,7 @@ def warm_up(answerer: Answerer) -> None:
     try:
         if not answerer.store.exists():
             logger.warning(
-                "no index at %s yet: add articles with `qa index PATH`", answerer.store.root
+                "no index at %s yet: add articles with `qa index PATH`", answerer.store.location
             )
             return
         answerer.snapshot()
