@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -296,7 +297,13 @@ def ray_cluster(address: str | None, workers: int) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    # Ray's own progress lines would bury the CLI's; warnings still show.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    options: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
     if address is None:
         # One CPU per encoder actor and one for reading (reads take a quarter each).
         options |= {"num_cpus": workers + 1, "object_store_memory": LOCAL_OBJECT_STORE}

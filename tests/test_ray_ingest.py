@@ -135,15 +135,12 @@ def test_a_second_ray_run_finds_everything_unchanged_and_publishes_nothing(
     store.close()
 
 
-def _edited_corpus(root: Path) -> Path:
-    """The samples with one article's text changed and one copied under a new name."""
-    corpus = root / "corpus"
-    shutil.copytree(SAMPLES, corpus)
+def _edit(corpus: Path) -> None:
+    """One article's text changed, another copied under a new name (a duplicate)."""
     texts = sorted(p for p in corpus.iterdir() if p.suffix in (".txt", ".md"))
     edited, copied = texts[0], texts[1]
     edited.write_text(edited.read_text() + "\n\nA paragraph added later says the work goes on.\n")
     shutil.copy(copied, corpus / ("zz-copy-of-" + copied.name))
-    return corpus
 
 
 @pytest.mark.slow
@@ -152,15 +149,18 @@ def test_ray_workers_writing_to_a_milvus_server_match_the_single_process_path(
 ):
     from milvus_lite.server_manager import server_manager_instance
 
-    corpus = _edited_corpus(tmp_path)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLES, corpus)  # ids of .txt and .md articles come from their path
     want = MilvusStore(f"milvus://{tmp_path}/plain.db", encoder_dir=encoder_dir)
     owner = MilvusStore(f"milvus://{tmp_path}/served.db", encoder_dir=encoder_dir)
     socket = server_manager_instance.start_and_get_uri(str(tmp_path / "served.db"))
     served = MilvusStore(StoreURI("server", socket), encoder_dir=encoder_dir)
 
-    for paths in ([SEED_DIR, SAMPLES], [SEED_DIR, corpus]):  # then one edit, one duplicate
-        want_report = index_paths(paths, want)
-        report = index_with_ray(paths, served, workers=2)
+    for run in range(2):
+        if run:
+            _edit(corpus)
+        want_report = index_paths([SEED_DIR, corpus], want)
+        report = index_with_ray([SEED_DIR, corpus], served, workers=2)
         assert _report(report) == _report(want_report)
         _assert_same_index(served, want)
     assert (report.updated, report.duplicates) == (1, 1)
@@ -213,6 +213,9 @@ def test_a_killed_ray_driver_leaves_the_previous_version_and_the_next_run_publis
     before = store.open()
     old = (before.n_articles, before.n_chunks, before.n_sentences)
     store.close()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(tmp_path / "killed.db"))  # the child opens it
 
     child = subprocess.Popen(
         [sys.executable, "-c", _KILLED_DRIVER, uri, str(encoder_dir), str(SAMPLES), str(bbc)],
