@@ -235,54 +235,56 @@ class _Embedder:
         sentence_inputs = [a.text[s:e] for _, _, a, rs in todo for c in rs for s, e in c.sentences]
         chunk_vecs = self.encoder.embed(chunk_inputs, self.batch_size)
         sent_vecs = self.encoder.embed(sentence_inputs, self.batch_size)
-        blocks = self._blocks(todo) if self.db is not None else None
+        built = []
         ci = si = 0
-        for n, (i, _, article, records) in enumerate(todo):
+        for i, key, article, records in todo:
             n_s = sum(len(c.sentences) for c in records)
             cv, sv = chunk_vecs[ci : ci + len(records)], sent_vecs[si : si + n_s]
             ci, si = ci + len(records), si + n_s
-            if blocks is None:  # the driver writes
+            if self.db is None:  # the driver writes
                 rows[i]["chunks"] = _records_json(records)
                 rows[i]["vectors"] = np.concatenate([cv, sv]).astype(np.float32).tobytes()
-                continue
-            rows[i]["written"] = json.dumps(self._write(article, records, cv, sv, blocks[n]))
-            head = {k: v for k, v in asdict(article).items() if k != "text"}
-            rows[i]["article"] = json.dumps({**head, "text": "", "chunks": len(records)})
+            else:
+                built.append((i, key, _numbered_from_zero(article, records, cv, sv, self.version)))
+                head = {k: v for k, v in asdict(article).items() if k != "text"}
+                rows[i]["article"] = json.dumps({**head, "text": "", "chunks": len(records)})
+        if built:
+            self._write(rows, built)
 
-    def _blocks(self, todo: list) -> list[dict[str, int]]:
+    def _write(self, rows: list[dict], built: list[tuple[int, str, dict]]) -> None:
+        """Give each article's rows its id block and upsert them all: a retried
+        task gets the same blocks, so it rewrites the same rows."""
         import ray
 
-        wants = []
-        for _, key, article, records in todo:
-            parts = max(1, -(-len(article.text) // _text_part_chars()))
-            counts = {
-                "articles": parts,
-                "chunks": len(records),
-                "sentences": sum(len(c.sentences) for c in records),
-            }
-            wants.append((key, counts))
-        return ray.get(self.blocks.take.remote(wants))
-
-    def _write(self, article, records, cv, sv, block: dict[str, int]) -> dict[str, list[int]]:
-        nxt = dict(block)
-
-        def take(coll: str) -> int:
-            nxt[coll] += 1
-            return nxt[coll] - 1
-
-        out = article_rows(article, records, cv, sv, self.version, take)
-        for coll, rows in out.items():
-            self.db.upsert(coll, rows)  # upsert: a retried task rewrites the same ids
-        return {
-            coll: [r["row" if coll == "articles" else "id"] for r in rows]
-            for coll, rows in out.items()
-        }
+        wants = [(key, {c: len(out[c]) for c in COLLECTIONS}) for _, key, out in built]
+        blocks = ray.get(self.blocks.take.remote(wants))
+        batch: dict[str, list[dict]] = {c: [] for c in COLLECTIONS}
+        for (i, _, out), first in zip(built, blocks, strict=True):
+            for r in out["articles"]:
+                r["row"] += first["articles"]
+            for r in out["chunks"]:
+                r["id"] += first["chunks"]
+            for r in out["sentences"]:
+                r["id"] += first["sentences"]
+                r["chunk_id"] += first["chunks"]
+            rows[i]["written"] = json.dumps(
+                {c: [r["row" if c == "articles" else "id"] for r in out[c]] for c in COLLECTIONS}
+            )
+            for c in COLLECTIONS:
+                batch[c].extend(out[c])
+        for coll, items in batch.items():
+            self.db.upsert(coll, items)
 
 
-def _text_part_chars() -> int:
-    from qa.stores.milvus import TEXT_PART_CHARS
+def _numbered_from_zero(article, records, cv, sv, version: int) -> dict[str, list[dict]]:
+    """An article's rows with ids 0, 1, ... per collection (shifted to its block later)."""
+    counters = dict.fromkeys(COLLECTIONS, 0)
 
-    return TEXT_PART_CHARS
+    def take(coll: str) -> int:
+        counters[coll] += 1
+        return counters[coll] - 1
+
+    return article_rows(article, records, cv, sv, version, take)
 
 
 # -- the driver ----------------------------------------------------------------------
