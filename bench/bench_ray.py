@@ -100,6 +100,66 @@ def _spans(store: MilvusStore) -> dict[str, list]:
     return out
 
 
+def report(runs: list[dict], encoder_dir: Path, root: Path, args) -> None:
+    first = runs[0]["store"].open()
+    rng = random.Random(args.seed)
+    titles = [a.title for a in first.articles()]
+    questions = [f"{t}?" for t in rng.sample(titles, min(args.questions, len(titles)))]
+    want_answers = _answers(runs[0]["store"], encoder_dir, questions, root)
+    want_spans = _spans(runs[0]["store"])
+    for run in runs:
+        run["same_counts"] = all(
+            run[k] == runs[0][k] for k in ("articles", "chunks", "sentences", "report")
+        )
+        got = _answers(run["store"], encoder_dir, questions, root)
+        run["same_answers"] = sum(a == b for a, b in zip(got, want_answers, strict=True))
+        run["same_spans"] = _spans(run["store"]) == want_spans
+        run["store"].close()
+        del run["store"]
+    plain = next((r for r in runs if r["mode"] == "plain"), None)
+    print()
+    print(
+        "| mode | wall | vs plain | Ray start-up | articles | chunks | same counts, spans "
+        f"| same top quote ({len(questions)} questions) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        ratio = f"{run['wall_s'] / plain['wall_s']:.2f}×" if plain else "-"
+        print(
+            f"| {run['mode']} | {run['wall_s']} s | {ratio} | {run['ray_start_s']} s "
+            f"| {run['articles']} | {run['chunks']} | {run['same_counts']}, "
+            f"{run['same_spans']} | {run['same_answers']}/{len(questions)} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"corpus": str(args.corpus), "questions": questions, "runs": runs}, indent=2)
+    )
+    print(f"\nwrote {args.out}")
+
+
+def compare_only(args) -> None:
+    """The comparison and table over stores a run already wrote (MODE.db in a folder)."""
+    walls = dict(w.split("=") for w in args.walls.split(",") if w)
+    runs = []
+    for mode in args.modes.split(","):
+        store = MilvusStore(f"milvus://{args.compare / (mode + '.db')}")
+        view = store.open()
+        counts = view.manifest["counts"]
+        runs.append(
+            {
+                "mode": mode,
+                "store": store,
+                "wall_s": float(walls.get(mode, "nan")),
+                "ray_start_s": 0.0,
+                "report": None,  # the run's report is in its log
+                "articles": counts["articles"],
+                "chunks": counts["chunks"],
+                "sentences": counts["sentences"],
+            }
+        )
+    report(runs, args.compare / "encoder", args.compare, args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=find_shared() / "corpus" / "bbc")
@@ -108,7 +168,16 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "ray.json")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="only compare the MODE.db files a run left in this folder (timings from --walls)",
+    )
+    parser.add_argument("--walls", default="", help="with --compare: MODE=SECONDS,...")
     args = parser.parse_args()
+    if args.compare:
+        compare_only(args)
+        return
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - set(MODES):
         raise SystemExit(f"--modes takes {', '.join(MODES)}")
@@ -125,40 +194,7 @@ def main() -> None:
                 flush=True,
             )
             runs.append(run)
-        first = runs[0]["store"].open()
-        rng = random.Random(args.seed)
-        titles = [a.title for a in first.articles()]
-        questions = [f"{t}?" for t in rng.sample(titles, min(args.questions, len(titles)))]
-        want_answers = _answers(runs[0]["store"], encoder_dir, questions, root)
-        want_spans = _spans(runs[0]["store"])
-        for run in runs:
-            run["same_counts"] = all(
-                run[k] == runs[0][k] for k in ("articles", "chunks", "sentences", "report")
-            )
-            got = _answers(run["store"], encoder_dir, questions, root)
-            run["same_answers"] = sum(a == b for a, b in zip(got, want_answers, strict=True))
-            run["same_spans"] = _spans(run["store"]) == want_spans
-            run["store"].close()
-            del run["store"]
-        plain = next((r for r in runs if r["mode"] == "plain"), None)
-        print()
-        print(
-            "| mode | wall | vs plain | Ray start-up | articles | chunks | same counts, spans "
-            f"| same top quote ({len(questions)} questions) |"
-        )
-        print("|---|---|---|---|---|---|---|---|")
-        for run in runs:
-            ratio = f"{run['wall_s'] / plain['wall_s']:.2f}×" if plain else "-"
-            print(
-                f"| {run['mode']} | {run['wall_s']} s | {ratio} | {run['ray_start_s']} s "
-                f"| {run['articles']} | {run['chunks']} | {run['same_counts']}, "
-                f"{run['same_spans']} | {run['same_answers']}/{len(questions)} |"
-            )
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({"corpus": str(args.corpus), "questions": questions, "runs": runs}, indent=2)
-        )
-        print(f"\nwrote {args.out}")
+        report(runs, encoder_dir, root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from qa.encoder import DIM, OnnxEncoder, export_onnx_encoder, has_onnx_encoder
-from qa.errors import EncoderUnavailable, QAError
+from qa.errors import EncoderUnavailable, InvalidInput, QAError
 from qa.indexer import ProgressCallback, chunk_records, describe_encoder, read_file_batches
 from qa.models import IndexReport
 from qa.readers import iter_article_files
@@ -347,6 +347,11 @@ def index_with_ray(
 ) -> IndexReport:
     """Add or update the articles under `paths` in `store`, the work done on Ray
     (`workers` encoder actors of `batch_size` articles a call)."""
+    if not isinstance(store, MilvusStore):
+        raise InvalidInput(
+            "indexing on Ray writes into a Milvus store: give --store "
+            "milvus://HOST:PORT or milvus:///PATH.db (or set QA_STORE)"
+        )
     started = time.perf_counter()
     encoder_dir = _encoder_dir(store, export_onnx)
     files = list(files) if files is not None else list(iter_article_files(paths))

@@ -123,6 +123,15 @@ def test_ray_ingest_into_milvus_lite_matches_the_single_process_path(
     store.close()
 
 
+def test_ray_ingest_into_an_index_directory_is_refused_clearly(index_dir):
+    from qa.errors import InvalidInput
+    from qa.store import IndexStore
+
+    with pytest.raises(InvalidInput, match="Milvus store"):
+        index_with_ray([SAMPLES], IndexStore(index_dir))
+    assert not IndexStore(index_dir).exists()
+
+
 @pytest.mark.slow
 def test_a_second_ray_run_finds_everything_unchanged_and_publishes_nothing(
     cluster, encoder_dir, tmp_path
