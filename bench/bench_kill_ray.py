@@ -11,7 +11,7 @@ starts a driver process, `qa.ray_ingest.index_with_ray`, on it, alternating:
           outlives the driver, as a server would).
 
 Each driver is killed after a delay drawn uniformly from [0.5, 1.0] of an
-unkilled run's duration (measured per mode first; Ray's start-up takes the
+unkilled run's duration (the last such run's, per mode; Ray's start-up takes the
 first half, so earlier kills would only land before any write). Its process
 group (the local Ray cluster it started) is killed with it. Then the store is
 read: the live version's article count must be the one before the run or the
@@ -174,6 +174,11 @@ def check(store: MilvusStore, allowed: set[int]) -> tuple[int, list[str]]:
     return view.n_articles, problems
 
 
+def _flat(path: Path) -> str:
+    """A BBC file's name in one flat folder (each category numbers from 001)."""
+    return f"{path.parent.name}-{path.name}"
+
+
 def _distinct_bbc(shared: Path, n: int, rng: random.Random) -> list[Path]:
     """n BBC files with distinct content (the corpus repeats a few stories)."""
     files = sorted((shared / "corpus" / "bbc").rglob("*.txt"))
@@ -210,14 +215,15 @@ def main() -> None:
     samples = ROOT / "samples" / "articles"
     try:
         encoder_dir = export_onnx_encoder(root / "encoder")
-        bbc = _distinct_bbc(shared, START_BBC + args.runs + len(modes) * 2 + 2, rng)
+        # Runs that finish before their kill use up articles too: room for three per kill.
+        bbc = _distinct_bbc(shared, START_BBC + 3 * args.runs + 2 * len(modes), rng)
         corpora, where, files = {}, {}, {}
         served = None
         for mode in modes:
             corpus = corpora[mode] = root / f"corpus-{mode}"
             shutil.copytree(samples, corpus)
             for path in bbc[:START_BBC]:
-                shutil.copy(path, corpus / path.name)
+                shutil.copy(path, corpus / _flat(path))
             db = files[mode] = root / f"{mode}.db"
             store = MilvusStore(f"milvus://{db}", encoder_dir=encoder_dir)
             index_paths([corpus], store)
@@ -235,7 +241,7 @@ def main() -> None:
 
         def grow(mode: str) -> int:
             path = next(pool)
-            shutil.copy(path, corpora[mode] / path.name)
+            shutil.copy(path, corpora[mode] / _flat(path))
             n_bbc[mode] += 1
             return 6 + n_bbc[mode]  # the samples hold 6 distinct articles
 
@@ -274,6 +280,7 @@ def main() -> None:
             full = grow(mode)
             delay = rng.uniform(LOW, 1.0) * duration[mode]
             log = root / f"run-{n}.err"
+            started = time.perf_counter()
             child = _driver(where[mode], encoder_dir, corpora[mode], log)
             lines: list[str] = []
             _count_lines(child, lines)
@@ -287,6 +294,7 @@ def main() -> None:
             count, problems = check(store, {before, full})
             if not killed:
                 problems += _failure(child, log)
+                duration[mode] = time.perf_counter() - started  # the machine's load moves
             landed = "after publish" if store.current_version() != before_version else "before"
             done_reading(mode, store)
             run = Run(
