@@ -10,9 +10,12 @@ starts a driver process, `qa.ray_ingest.index_with_ray`, on it, alternating:
           writing their rows themselves, as with a Milvus server (which then
           outlives the driver, as a server would).
 
-Each driver is killed after a delay drawn uniformly from [0.5, 1.0] of an
-unkilled run's duration (the last such run's, per mode; Ray's start-up takes the
-first half, so earlier kills would only land before any write). Its process
+Each driver is killed at a random point of its writing: after it has taken in
+the k-th file's outcome (k uniform over the corpus's files; the driver writes
+as outcomes arrive) and a further 0-1.5 s (uniform), which reaches into the
+version's BM25 rows, manifest and publish. Kills timed from the start landed
+almost all in Ray's start-up and the actors' model loading, before any write,
+on this loaded machine (two tries of 30 runs). Its process
 group (the local Ray cluster it started) is killed with it. Then the store is
 read: the live version's article count must be the one before the run or the
 corpus's full count, the articles listed must be that many, every live chunk's
@@ -24,8 +27,10 @@ publish the full count.
 
 Only `lite` runs by default: in this harness every `server` driver failed to
 start its local Ray cluster ("the current node timed out during startup", no
-raylet log), while the same driver run alone, against a Milvus Lite server
-held by another process, starts and publishes; not resolved. So the server
+raylet log; 6 of 6), while the same driver run alone, against a Milvus Lite
+server held by another process, starts and publishes. The same time-out hit 2
+of 32 lite drivers on this loaded machine; why server drivers always hit it
+here is not resolved. So the server
 path's kill safety rests on its design (rows of an unpublished version, deleted
 by the next writer) and on tests/test_ray_ingest.py, not on this bench.
 
@@ -62,9 +67,7 @@ from qa.stores.uri import StoreURI  # noqa: E402
 MODES = ("lite", "server")
 START_BBC = 10
 RUN_TIMEOUT = 600
-# Kill delays are drawn from [LOW, 1] of an unkilled run's duration: Ray's start-up
-# and the actors' model loading fill the first half, where no write can happen.
-LOW = 0.5
+AFTER_FILE = 1.5  # seconds, at most, between the k-th file's outcome and the kill
 
 _DRIVER = """
 import sys
@@ -253,7 +256,7 @@ def main() -> None:
                 store.close()
                 _release(files[mode])
 
-        # One unkilled run per mode: its duration scales the kill delays.
+        # One unkilled run per mode: the corpus and store work before any kill.
         duration = {}
         for mode in modes:
             full = grow(mode)
@@ -278,23 +281,27 @@ def main() -> None:
             before_version, before = store.current_version(), store.open().n_articles
             done_reading(mode, store)
             full = grow(mode)
-            delay = rng.uniform(LOW, 1.0) * duration[mode]
+            k = rng.randint(1, sum(1 for _ in corpora[mode].iterdir()))
             log = root / f"run-{n}.err"
             started = time.perf_counter()
             child = _driver(where[mode], encoder_dir, corpora[mode], log)
             lines: list[str] = []
             _count_lines(child, lines)
+            while lines.count("file") < k and child.poll() is None:
+                if time.perf_counter() - started > RUN_TIMEOUT:
+                    break
+                time.sleep(0.05)
             try:
-                child.wait(timeout=delay)
+                child.wait(timeout=rng.uniform(0, AFTER_FILE))
                 killed = False
             except subprocess.TimeoutExpired:
                 killed = True
+            delay = time.perf_counter() - started
             _kill_group(child)
             store = reader(mode)
             count, problems = check(store, {before, full})
             if not killed:
                 problems += _failure(child, log)
-                duration[mode] = time.perf_counter() - started  # the machine's load moves
             landed = "after publish" if store.current_version() != before_version else "before"
             done_reading(mode, store)
             run = Run(
