@@ -55,7 +55,7 @@ import time
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -877,6 +877,78 @@ def _span(row: dict) -> SpanRow:
 # -- writing -----------------------------------------------------------------------
 
 
+def article_rows(
+    article: StoredArticle,
+    chunks: Sequence[ChunkRecord],
+    chunk_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    version: int,
+    take: Callable[[str], int],
+) -> dict[str, list[dict]]:
+    """One article's rows of version `version`, by collection; `take(collection)`
+    gives each row its id ("articles", "chunks", "sentences")."""
+    key = article_key(article.id)
+    life = {"born": version, "died": LIVE}
+    meta = {
+        "url": article.url,
+        "published": article.published,
+        "author": article.author,
+        "source": article.source,
+        "origin": article.origin,
+        "chunks": len(chunks),
+    }
+    out: dict[str, list[dict]] = {"articles": [], "chunks": [], "sentences": []}
+    for part, text in enumerate(_text_parts(article.text)):
+        out["articles"].append(
+            {
+                "row": take("articles"),
+                "article_key": key,
+                "article_id": article.id,
+                **life,
+                "part": part,
+                "content_hash": article.content_hash,
+                "title": article.title if part == 0 else "",
+                "meta": meta if part == 0 else {},
+                "text": text,
+                "nothing": NO_VECTOR,
+            }
+        )
+    s = 0
+    for chunk, vector in zip(chunks, chunk_vectors, strict=True):
+        cid = take("chunks")
+        out["chunks"].append(
+            {
+                "id": cid,
+                "article_key": key,
+                "article_id": article.id,
+                **life,
+                "start": chunk.start,
+                "end": chunk.end,
+                "terms": chunk.terms,
+                "vector": vector.tolist(),
+            }
+        )
+        # A sentence term no chunk holds (a word cut by a hard split) can match
+        # no question: left out, as the embedded index leaves it out.
+        chunk_terms = set(chunk.terms.split())
+        for (start, end), sentence_terms in zip(chunk.sentences, chunk.sentence_terms, strict=True):
+            out["sentences"].append(
+                {
+                    "id": take("sentences"),
+                    "chunk_id": cid,
+                    "article_key": key,
+                    "article_id": article.id,
+                    **life,
+                    "start": start,
+                    "end": end,
+                    "terms": " ".join(t for t in sentence_terms.split() if t in chunk_terms),
+                    "vector": sentence_vectors[s].tolist(),
+                }
+            )
+            s += 1
+    return out
+
+
 class MilvusWriteSession:
     """The changes that make the next version; published by `MilvusStore.writer`."""
 
@@ -927,7 +999,10 @@ class MilvusWriteSession:
         return rows[0]["article_id"] if rows else None
 
     # -- changes ----------------------------------------------------------------
-    def remove(self, article_id: str) -> bool:
+    def remove(self, article_id: str, keep: dict[str, Iterable[int]] | None = None) -> bool:
+        """`keep`: ids, by collection, of rows of this version to leave in place
+        (those `adopt` takes over)."""
+        keep_ids = {coll: set(ids) for coll, ids in (keep or {}).items()}
         if any(r["article_id"] == article_id for r in self._pending["articles"]):
             self._flush()
         key = article_key(article_id)
@@ -942,7 +1017,8 @@ class MilvusWriteSession:
                 return False
             found = True
             pk = "row" if coll == "articles" else "id"
-            mine = [r[pk] for r in rows if r["born"] == self.version]
+            kept = keep_ids.get(coll, set())
+            mine = [r[pk] for r in rows if r["born"] == self.version and r[pk] not in kept]
             if mine:  # written by this session: no version ever saw them
                 self.db.delete(coll, f"{pk} in {_ints(mine)}")
             older = [{**r, "died": self.version} for r in rows if r["born"] != self.version]
@@ -962,66 +1038,10 @@ class MilvusWriteSession:
         if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
             raise ValueError("vector counts do not match chunks and sentences")
         self.remove(article.id)
-        key = article_key(article.id)
-        life = {"born": self.version, "died": LIVE}
-        meta = {
-            "url": article.url,
-            "published": article.published,
-            "author": article.author,
-            "source": article.source,
-            "origin": article.origin,
-            "chunks": len(chunks),
-        }
-        for part, text in enumerate(_text_parts(article.text)):
-            self._pending["articles"].append(
-                {
-                    "row": self._take("articles"),
-                    "article_key": key,
-                    "article_id": article.id,
-                    **life,
-                    "part": part,
-                    "content_hash": article.content_hash,
-                    "title": article.title if part == 0 else "",
-                    "meta": meta if part == 0 else {},
-                    "text": text,
-                    "nothing": NO_VECTOR,
-                }
-            )
-        s = 0
-        for chunk, vector in zip(chunks, chunk_vectors, strict=True):
-            cid = self._take("chunks")
-            self._pending["chunks"].append(
-                {
-                    "id": cid,
-                    "article_key": key,
-                    "article_id": article.id,
-                    **life,
-                    "start": chunk.start,
-                    "end": chunk.end,
-                    "terms": chunk.terms,
-                    "vector": vector.tolist(),
-                }
-            )
-            # A sentence term no chunk holds (a word cut by a hard split) can match
-            # no question: left out, as the embedded index leaves it out.
-            chunk_terms = set(chunk.terms.split())
-            for (start, end), sentence_terms in zip(
-                chunk.sentences, chunk.sentence_terms, strict=True
-            ):
-                self._pending["sentences"].append(
-                    {
-                        "id": self._take("sentences"),
-                        "chunk_id": cid,
-                        "article_key": key,
-                        "article_id": article.id,
-                        **life,
-                        "start": start,
-                        "end": end,
-                        "terms": " ".join(t for t in sentence_terms.split() if t in chunk_terms),
-                        "vector": sentence_vectors[s].tolist(),
-                    }
-                )
-                s += 1
+        for coll, rows in article_rows(
+            article, chunks, chunk_vectors, sentence_vectors, self.version, self._take
+        ).items():
+            self._pending[coll].extend(rows)
         self._hashes[article.id] = article.content_hash
         self.changed = True
         if sum(map(len, self._pending.values())) >= WRITE_BATCH:
@@ -1037,6 +1057,43 @@ class MilvusWriteSession:
             if rows:
                 self.db.insert(coll, rows)
         self._pending = {k: [] for k in self._pending}
+
+    # -- rows written by other processes (qa.ray_ingest) -----------------------------
+    # Ray workers write an article's rows of this version themselves, with ids
+    # `reserve` handed out; the driver then `adopt`s each row set it keeps and
+    # `drop`s the others (a duplicate, an unchanged article), in input order,
+    # before `finish`. Nothing is visible until the writer publishes, and an
+    # unpublished version's rows are cleaned up as any other's.
+    def live_hashes(self) -> dict[str, str]:
+        """The articles this version starts from: id → content hash."""
+        top = int(self._next.get("articles", 1))
+        flt = f"part == 0 and {self._live}"
+        rows = self.db.scan("articles", "row", top, flt, ["article_id", "content_hash"])
+        return {r["article_id"]: r["content_hash"] for r in rows}
+
+    @property
+    def next_ids(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self._next.items()}
+
+    def advance_ids(self, next_ids: dict[str, int]) -> None:
+        """Ids up to these were handed out elsewhere: never give them again."""
+        for coll, n in next_ids.items():
+            self._next[coll] = max(int(self._next.get(coll, 1)), int(n))
+
+    def adopt(self, article_id: str, content_hash: str, written: dict[str, list[int]]) -> None:
+        """Make the rows written for this article (ids by collection) its rows in
+        this version: its older rows die here, other rows this version holds for
+        it go."""
+        self.remove(article_id, keep=written)
+        self._hashes[article_id] = content_hash
+        self.changed = True
+
+    def drop(self, written: dict[str, list[int]]) -> None:
+        """Delete rows written for this version that it will not hold."""
+        for coll, ids in written.items():
+            if ids:
+                pk = "row" if coll == "articles" else "id"
+                self.db.delete(coll, f"{pk} in {_ints(ids)}")
 
     # -- publish ----------------------------------------------------------------
     def finish(self) -> None:
