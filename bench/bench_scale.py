@@ -11,8 +11,9 @@ it is measured. A killed run loses at most the slice it was in; run the same
 command again and it goes on from there. Once an index holds a size's articles,
 that size's serving figures are measured: time to open a version and the RSS it
 adds (measured on a copy of the index at that size, WORK/at-SIZE, so
-`--remeasure SIZE` can repeat them on a quiet machine), server RSS after start, answer p50/p95 through HTTP with the answer cache
-off (one client, then 8), cold `qa ask`, and the index's size on disk.
+`--remeasure SIZE` can repeat them on a quiet machine), server RSS after start,
+answer p50/p95 through HTTP with the answer cache off (one client, then 8),
+cold `qa ask`, and the index's size on disk.
 
 Articles: the first N lines of /work/shared/corpus/wiki/enwiki-2014-100k.jsonl.gz
 (100,000 English Wikipedia articles), cut into WORK/slices/*.jsonl.gz.
