@@ -100,6 +100,9 @@ def _valid_on_the_wire(case: schemathesis.Case) -> bool:
         arrays = [s for s in schema.get("anyOf", [schema]) if s.get("type") == "array"]
         if arrays and not isinstance(value, list | dict):
             value, coerced = [_wire(value)], True
+        elif arrays and isinstance(value, list) and any(not isinstance(v, str) for v in value):
+            # Each repeated item arrives as text too: `false`, a nested list's repr.
+            value, coerced = [v if isinstance(v, str) else _wire(v) for v in value], True
         try:
             jsonschema.validate(value, schema)
         except jsonschema.ValidationError:
