@@ -79,10 +79,9 @@ def _index(mode: str, corpus: Path, root: Path, encoder_dir: Path, workers: int)
 
 
 def _answers(store: MilvusStore, encoder_dir: Path, questions: list[str], root: Path) -> list:
-    # Answerer opens an index directory until `--store` is wired; it only calls
-    # current_version() and open(), which the Milvus store has.
-    answerer = Answerer(Settings(index_dir=root / "unused"), encoder=OnnxEncoder(encoder_dir))
-    answerer.store = store
+    # The store's URI, as `qa serve --store` would be given it.
+    settings = Settings(index_dir=root / "local", store=store.uri.shown)
+    answerer = Answerer(settings, encoder=OnnxEncoder(encoder_dir))
     out = []
     for q in questions:
         a = answerer.ask(q)

@@ -88,6 +88,7 @@ index_dir_option = click.option(
     help=INDEX_DIR_HELP,
 )
 store_option = click.option("--store", metavar="URI", default=None, help=STORE_HELP)
+LOCAL_RAY = "local"  # `--ray` with no address: start a local cluster for the run
 
 
 def filter_options(func: Callable) -> Callable:
@@ -150,6 +151,24 @@ def _is_url(arg: str) -> bool:
     help="Publish a version every N added or updated articles, so a killed run over a "
     "large export resumes where it stopped when run again (0: once, at the end).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value=LOCAL_RAY,
+    default=None,
+    metavar="[ADDRESS]",
+    help="Read, chunk and embed on Ray (pip install 'qa[ray]') into a Milvus --store: "
+    "alone, a local cluster for this run; with ADDRESS (HOST:PORT, ray://HOST:PORT, "
+    "auto), that cluster.",
+)
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Encoder actors on Ray (each one model on one thread).",
+)
 @index_dir_option
 @store_option
 @clean_errors
@@ -159,6 +178,8 @@ def index_cmd(
     checkpoint: int,
     index_dir: Path | None,
     store: str | None = None,
+    ray_address: str | None = None,
+    ray_workers: int = 2,
 ) -> None:
     """Add or update the articles in PATHS: files or folders (recursively), or URLs of
     an RSS/Atom feed, a sitemap or a page (each linked article is fetched).
@@ -172,7 +193,13 @@ def index_cmd(
     from qa.readers import iter_article_files
     from qa.stores import open_store
 
+    if ray_address is not None and _is_local_path(ray_address):
+        # `qa index --ray PATH`: the option's optional value took the path.
+        paths, ray_address = (*paths, ray_address), LOCAL_RAY
     settings = _settings(index_dir, store)
+    if ray_address is not None:
+        _index_on_ray(paths, ray_address, ray_workers, rebuild, checkpoint, settings)
+        return
     target = open_store(settings)
     if rebuild:
         report = rebuild_index(target, export_onnx=settings.export_onnx)
@@ -225,14 +252,58 @@ def index_cmd(
         first = report.problems[0]
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
         raise click.ClickException(f"nothing indexed: {first}{more}")
+    _echo_report(report, target.location)
+
+
+def _echo_report(report: Any, location: str, how: str = "") -> None:
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
     duplicates = f", {report.duplicates} duplicates" if report.duplicates else ""
     click.echo(
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged"
         f"{duplicates}, {report.skipped} skipped; {report.chunks} chunks in "
-        f"{report.seconds:.1f} s → {target.location}"
+        f"{report.seconds:.1f} s{how} → {location}"
     )
+
+
+def _is_local_path(value: str) -> bool:
+    return not _is_url(value) and Path(value).expanduser().exists()
+
+
+def _index_on_ray(
+    paths: tuple[str, ...],
+    address: str,
+    workers: int,
+    rebuild: bool,
+    checkpoint: int,
+    settings: Any,
+) -> None:
+    """`qa index PATHS --ray [ADDRESS]`: the same report, the work done by Ray workers."""
+    from qa.readers import iter_article_files
+    from qa.stores import open_store
+
+    if rebuild or checkpoint:
+        raise click.UsageError("--ray does not combine with --rebuild or --checkpoint")
+    if not paths:
+        raise click.UsageError("give at least one PATH to index on Ray")
+    if any(_is_url(p) for p in paths):
+        raise click.UsageError("--ray indexes files and folders; index URLs without --ray")
+    local = [Path(p) for p in paths]
+    files = list(iter_article_files(local))
+    if not files:
+        raise click.ClickException("no article files found in " + ", ".join(paths))
+    from qa.ray_ingest import index_with_ray
+
+    target = open_store(settings)
+    report = index_with_ray(
+        local,
+        target,  # InvalidInput unless a Milvus store: one line naming --store
+        address=None if address == LOCAL_RAY else address,
+        workers=workers,
+        export_onnx=settings.export_onnx,
+        files=files,
+    )
+    _echo_report(report, target.location, " on Ray")
 
 
 @main.group("sources", invoke_without_command=True)

@@ -67,11 +67,9 @@ def _report(report) -> dict:
 
 
 def _answers(store: MilvusStore, encoder_dir: Path, tmp_path: Path) -> list:
-    # Answerer reads an index directory until the `--store` wiring lands; it only
-    # calls `store.current_version()` and `store.open()`, so the Milvus store
-    # stands in for the directory here.
-    answerer = Answerer(Settings(index_dir=tmp_path / "unused"), encoder=OnnxEncoder(encoder_dir))
-    answerer.store = store
+    # The store's URI, as `qa serve --store` would be given it.
+    settings = Settings(index_dir=tmp_path / "local", store=store.uri.shown)
+    answerer = Answerer(settings, encoder=OnnxEncoder(encoder_dir))
     out = []
     for q in QUESTIONS:
         answer = answerer.ask(q)
@@ -130,6 +128,49 @@ def test_ray_ingest_into_an_index_directory_is_refused_clearly(index_dir):
     with pytest.raises(InvalidInput, match="Milvus store"):
         index_with_ray([SAMPLES], IndexStore(index_dir))
     assert not IndexStore(index_dir).exists()
+
+
+def test_qa_index_ray_on_the_command_line(cluster, plain, encoder_dir, tmp_path):
+    """`qa index --ray PATHS --store URI`: the option's optional address does not
+    swallow the first path, and the run reuses the cluster this process joined."""
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    local = tmp_path / "local"
+    local.mkdir()
+    shutil.copytree(encoder_dir, local / "encoder")  # the machine's encoder, as docs say
+    uri = f"milvus://{tmp_path}/cli.db"
+    args = ["index", "--ray", str(SEED_DIR), str(SAMPLES), "--store", uri]
+    result = CliRunner().invoke(main, [*args, "--index-dir", str(local)])
+    assert result.exit_code == 0, result.output
+    assert "7 added, 0 updated, 0 unchanged" in result.output
+    assert "on Ray → " + uri in result.output
+    store = MilvusStore(uri, encoder_dir=encoder_dir)
+    _assert_same_index(store, plain[0])
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ([], "writes into a Milvus store"),  # the index directory is not a Ray target
+        (["--store", "LITE", "--checkpoint", "5"], "does not combine"),
+        (["--store", "LITE", "https://example.org/feed"], "without --ray"),
+    ],
+)
+def test_qa_index_ray_refuses_what_it_cannot_do_in_one_line(extra, words, tmp_path):
+    from click.testing import CliRunner
+
+    from qa.cli import main
+
+    lite = tmp_path / "x.db"
+    extra = [f"milvus://{lite}" if e == "LITE" else e for e in extra]
+    result = CliRunner().invoke(main, ["index", str(SAMPLES), "--ray", *extra])
+    assert result.exit_code != 0
+    assert words in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "default-index").exists() and not lite.exists()  # nothing written
 
 
 @pytest.mark.slow
