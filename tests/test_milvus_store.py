@@ -9,6 +9,7 @@ the killed-writer test runs its writer in a subprocess on a file of its own.
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import signal
 import subprocess
@@ -258,6 +259,33 @@ def lite(tmp_path, encoder_dir):
     index_paths([SAMPLES], store)
     yield store
     store.close()
+
+
+def test_a_second_process_is_refused_a_lite_file_in_use_and_changes_nothing(lite, tmp_path):
+    """Milvus Lite runs one engine per file. A second process used to get a
+    second engine on it after milvus-lite deleted the lock file of the first
+    (its failed open cleans up as if it were its own): `qa articles rm` from a
+    terminal "succeeded" while this process, a server, kept quoting the
+    article. Now it is refused in one line, and nothing changes."""
+    uri = lite.uri.shown
+    view = lite.open()
+    victim = view.articles()[0].id
+    lock = Path(lite.uri.address).parent / f".{Path(lite.uri.address).name}.lock"
+    for _ in range(2):  # a second try must not find the lock file gone
+        run = subprocess.run(
+            [sys.executable, "-m", "qa", "articles", "rm", victim, "--store", uri],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "QA_INDEX_DIR": str(tmp_path / "local")},
+        )
+        assert run.returncode == 1
+        assert run.stderr.count("\n") == 1, run.stderr
+        assert "another process has this Milvus Lite file open" in run.stderr
+        assert lock.exists()
+    assert victim in {a.id for a in lite.open().articles()}
+    assert remove_articles(lite, [victim]) == [victim]  # the holder itself still writes
 
 
 def test_removing_an_article_removes_all_its_rows(lite):

@@ -47,6 +47,7 @@ writing at once: run one indexer at a time.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -102,6 +103,7 @@ LITE_WAIT = 3.0  # seconds a Lite file locked by another process is waited for
 _USERS: dict[str, int] = {}
 _USERS_LOCK = threading.Lock()
 _OPEN: weakref.WeakSet[_Milvus] = weakref.WeakSet()  # closed by release_lite_files
+_LITE_LOCKS: dict[str, Any] = {}  # Lite file → this process's handle on its lock
 
 
 def _pymilvus():
@@ -120,6 +122,43 @@ def _pymilvus():
     for name in ("pymilvus", "pymilvus.milvus_client"):  # it configures both at import
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return pymilvus
+
+
+class _HeldElsewhere(Exception):
+    def __init__(self) -> None:
+        super().__init__("the file is open in another process")
+
+
+def _hold_lite_lock(db_file: Path) -> None:
+    """Take milvus-lite's lock on `db_file` for this process before milvus-lite
+    does, or raise `_HeldElsewhere` if another process runs an engine on it.
+
+    Why ask first: when milvus-lite's own open fails on that lock, the failed
+    server object deletes the lock file as it is collected, and the next open
+    (ours on retry, or any other process's) then starts a second engine on the
+    same file, whose writes the first never sees (a `qa index` beside a
+    `qa serve` removed articles the server went on quoting). The lock is held
+    until the engine is let go: POSIX locks belong to the process, so
+    milvus-lite's own lock on the same file succeeds, and closing this handle
+    earlier would drop that one too."""
+    with _USERS_LOCK:
+        if str(db_file) in _LITE_LOCKS:
+            return
+        # milvus-lite's lock file; kept open past this call, on purpose (see above)
+        fd = open(db_file.parent / f".{db_file.name}.lock", "a")  # noqa: SIM115
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fd.close()
+            raise _HeldElsewhere() from None
+        _LITE_LOCKS[str(db_file)] = fd
+
+
+def _let_go_lite_lock(db_file: str) -> None:
+    fd = _LITE_LOCKS.pop(db_file, None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            fd.close()
 
 
 def release_lite_files() -> None:
@@ -143,6 +182,9 @@ def release_lite_files() -> None:
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_all()
+    with _USERS_LOCK:
+        for path in list(_LITE_LOCKS):
+            _let_go_lite_lock(path)
 
 
 def article_key(article_id: str) -> int:
@@ -279,6 +321,8 @@ class _Milvus:
         deadline = time.monotonic() + (LITE_WAIT if lite else 0)
         while True:
             try:
+                if lite:
+                    _hold_lite_lock(Path(uri.address))
                 self.client = pymilvus.MilvusClient(uri.address, timeout=CONNECT_TIMEOUT)
                 _OPEN.add(self)
                 break
@@ -288,7 +332,13 @@ class _Milvus:
                     continue
                 self._release(connected=False)
                 why = getattr(exc, "message", None) or str(exc)
-                if lite:
+                if isinstance(exc, _HeldElsewhere):
+                    why = (
+                        "another process has this Milvus Lite file open, and Milvus Lite "
+                        "allows one (write through that process, e.g. the ingest API of "
+                        "its qa serve, or use a Milvus server)"
+                    )
+                elif lite:
                     why += " (is another process using this Milvus Lite file?)"
                 raise StoreUnavailable(
                     f"cannot open the Milvus store at {uri.shown}: {why}"
@@ -314,7 +364,10 @@ class _Milvus:
             with contextlib.suppress(Exception):
                 from milvus_lite.server_manager import server_manager_instance
 
-                server_manager_instance.release_server(self.uri.address)
+                if str(Path(self.uri.address).resolve()) in server_manager_instance._servers:
+                    server_manager_instance.release_server(self.uri.address)
+            with _USERS_LOCK:
+                _let_go_lite_lock(self.uri.address)
 
     def exists(self) -> bool:
         return self._call(self.client.has_collection, self.names["state"])
