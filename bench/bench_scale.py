@@ -227,16 +227,18 @@ def report(work: Path, state: dict) -> None:
         raise SystemExit("no size measured yet")
     header = (
         "| articles | chunks | `qa index` step | chunks/s | peak RSS index | index on disk "
-        "| open | server RSS | seq p50 / p95 | 8 clients p50 / p95 | cold `qa ask` | dense |\n"
+        "| open | server RSS start → after load | seq p50 / p95 | 8 clients p50 / p95 "
+        "| cold `qa ask` | dense |\n"
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     lines = [
         f"| {r['articles']:,} | {r['chunks']:,} | {r['index_s'] / 60:.0f} min "
         f"(+{r['chunks_added']:,} chunks) | {r['chunks_per_s']} | {r['peak_rss_mb']:.0f} MB "
         f"| {r['index_mb']:.0f} MB | {r['open_s'] * 1000:.0f} ms, +{r['open_rss_mb']:.0f} MB "
-        f"| {r['server_rss_mb']:.0f} MB | {r['seq_p50_ms']} / {r['seq_p95_ms']} ms "
+        f"| {r['server_rss_mb']:.0f} → {r.get('server_rss_mb_after', 0):.0f} MB "
+        f"| {r['seq_p50_ms']} / {r['seq_p95_ms']} ms "
         f"| {r['c8_p50_ms']} / {r['c8_p95_ms']} ms | {r['cold_ask_s']} s "
-        f"| {'IVF' if r['ann'] else 'exact'} |"
+        f"| {'HNSW (SQ8), exact re-score' if r['ann'] else 'exact'} |"
         for r in rows
     ]
     table = header + "\n".join(lines) + "\n"

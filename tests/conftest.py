@@ -7,7 +7,9 @@ so nothing touches the project's own ./index.
 
 `pytest --qa-store=milvus` runs the same tests with each index in a Milvus
 Lite file inside its index directory (see tests/milvus_hook); tests that look
-at the directory's own files are marked `directory_store` and skipped then.
+at the directory's own files are marked `directory_store` and skipped then, and
+so are tests marked `two_processes`, whose server or `qa` command opens an index
+this process holds (Milvus Lite lets one process open a file).
 Fixtures build indexes through `store_at(DIR)`, which follows the option.
 """
 
@@ -59,9 +61,15 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--qa-store") != "milvus":
         return
     skip = pytest.mark.skip(reason="looks at the index directory's own files (--qa-store=milvus)")
+    # A Milvus Lite file is open in one process at a time (qa refuses a second one):
+    # a test whose server or qa command shares the index this process holds needs
+    # the directory or a Milvus server.
+    alone = pytest.mark.skip(reason="two processes on one Milvus Lite file (--qa-store=milvus)")
     for item in items:
         if "directory_store" in item.keywords:
             item.add_marker(skip)
+        elif "two_processes" in item.keywords:
+            item.add_marker(alone)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -31,7 +31,7 @@ try:
 except ImportError:  # reported by require_chromium (a skip locally, a failure in CI)
     expect = sync_playwright = None
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.two_processes]
 
 K_SPACE = "What is K-SPACE?"
 K_SPACE_GOLD = re.compile("Korea Superior Pharma-pipeline|new drug development ecosystem")

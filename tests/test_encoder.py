@@ -40,6 +40,7 @@ def test_both_encoders_give_the_same_answers_to_the_seed_questions(seed_index, t
         assert [q.text for q in a.quotes[:1]] == [q.text for q in b.quotes[:1]], question
 
 
+@pytest.mark.two_processes
 def test_answering_imports_neither_torch_nor_sentence_transformers(seed_index):
     probe = (
         "import sys; from pathlib import Path; from qa.answering import Answerer; "

@@ -184,6 +184,7 @@ def test_a_bad_date_on_the_page_is_shown_as_an_error(client):
 
 
 # -- the command line -------------------------------------------------------------------------
+@pytest.mark.two_processes
 def test_qa_ask_takes_the_filters(faces_index, monkeypatch):
     monkeypatch.setenv("QA_MIN_SCORE", "0")
     run = qa("ask", K_SPACE, "--json", "--source", TECH, index_dir=faces_index)
@@ -199,6 +200,7 @@ def test_qa_ask_takes_the_filters(faces_index, monkeypatch):
     assert "since: must be an ISO date" in bad.stderr
 
 
+@pytest.mark.two_processes
 def test_qa_eval_asks_each_question_with_its_filters(faces_index, tmp_path):
     lines = [
         {"question": K_SPACE, "answers": ["K-SPACE"], "filters": {"source": KBR}},

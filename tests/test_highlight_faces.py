@@ -166,6 +166,7 @@ def test_markdown_bold_in_the_v1_and_mcp_replies():
     assert quote_markdown(spaced) == "The **lamp t**urns every ten seconds on winter nights."
 
 
+@pytest.mark.two_processes
 def test_qa_ask_piped_is_plain_and_at_a_terminal_bolds_the_words(seed_index):
     from qa.answering import Answerer
     from qa.settings import Settings
@@ -280,6 +281,7 @@ def ask(page, box_selector: str, question: str) -> None:
     box.press("Enter")
 
 
+@pytest.mark.two_processes
 @pytest.mark.browser
 @pytest.mark.parametrize("path", ["/", "/embed"])
 def test_no_js_page_bolds_the_api_highlight(server, chromium, api_top, path):
@@ -295,6 +297,7 @@ def test_no_js_page_bolds_the_api_highlight(server, chromium, api_top, path):
         ctx.close()
 
 
+@pytest.mark.two_processes
 @pytest.mark.browser
 def test_chat_script_bolds_the_api_highlight(server, context, api_top):
     page = context.new_page()
@@ -307,6 +310,7 @@ def test_chat_script_bolds_the_api_highlight(server, context, api_top):
     watch.assert_clean()
 
 
+@pytest.mark.two_processes
 @pytest.mark.browser
 def test_widget_bolds_the_api_highlight(server, site, context, api_top):
     page = context.new_page()
@@ -338,6 +342,7 @@ def assert_hand_answer_shown(page, scope: str) -> None:
     assert page.locator(f"{scope} .quotes script, {scope} .quotes img").count() == 0
 
 
+@pytest.mark.two_processes
 @pytest.mark.browser
 def test_chat_script_shows_a_hostile_highlight_as_text(server, context):
     page = context.new_page()
@@ -351,6 +356,7 @@ def test_chat_script_shows_a_hostile_highlight_as_text(server, context):
     watch.assert_clean()
 
 
+@pytest.mark.two_processes
 @pytest.mark.browser
 def test_widget_shows_a_hostile_highlight_as_text(server, context):
     page = context.new_page()

@@ -49,6 +49,8 @@ OTHER_QUESTIONS = (
 )
 BATCH = 2  # BBC articles per `qa index` run
 
+pytestmark = pytest.mark.two_processes
+
 
 def target_id(i: int) -> str:
     return f"lighthouse-{i}"

@@ -24,6 +24,8 @@ FOLLOW_UP = "When was it established?"
 ESTABLISHED = "Dec. 5, 2022"  # the seed article's answer to the follow-up
 TOOLS = {"ask", "list_articles", "get_article"}
 
+pytestmark = pytest.mark.two_processes
+
 
 def run(session: Callable[[Client], Awaitable[dict[str, Any]]], server: Any) -> dict[str, Any]:
     """Connect the SDK client to `server`, run `session` with it, return what it gathered."""

@@ -30,6 +30,8 @@ QUESTIONS = (
     "What is the boiling point of mercury on Jupiter?",
 )
 
+pytestmark = pytest.mark.two_processes
+
 
 def _refresh_under_load(tmp_path, encoder_dir, monkeypatch, articles: int) -> None:
     index_dir = build_index(tmp_path / "index", encoder_dir, [SEED_DIR])

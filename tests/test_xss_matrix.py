@@ -45,7 +45,7 @@ try:
 except ImportError:  # reported by require_chromium (a skip locally, a failure in CI)
     expect = sync_playwright = None
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.two_processes]
 
 TIMEOUT_MS = 30_000
 FORMATS = {"txt": "Quillon", "md": "Marrowick", "html": "Sabletorn", "jsonl": "Ferndusk"}
