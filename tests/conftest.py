@@ -91,6 +91,14 @@ def store_at(index_dir: Path):
     return open_store(Settings(index_dir=index_dir))
 
 
+def copy_index(source: Path, target: Path) -> Path:
+    """A copy of an index directory to write to. Milvus Lite's lock file beside a
+    `.db` is left out: opening and closing it here would drop this process's POSIX
+    lock on it, and the engine serving the source stops when that lock goes."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*.lock"))
+    return target
+
+
 SEED_DIR = SHARED / "corpus" / "seed"
 SEED_FILE = SEED_DIR / "kbr-bio2023-korea-pavilion.txt"
 SEED_QUESTIONS = SHARED / "eval" / "seed-questions.jsonl"

@@ -16,6 +16,7 @@ import pexpect
 import pytest
 
 from qa.models import Answer
+from tests.conftest import copy_index
 
 ESTABLISHED = "established on Dec. 5, 2022"  # the seed article's answer to the follow-up
 
@@ -138,7 +139,7 @@ def test_missing_index_stops_before_the_first_question(tmp_path):
 @pytest.mark.directory_store
 def test_empty_index_stops_before_the_first_question(seed_index, tmp_path):
     emptied = tmp_path / "index"
-    shutil.copytree(seed_index, emptied)
+    copy_index(seed_index, emptied)
     ids = [a["id"] for a in json.loads(qa("articles", "list", "--json", index_dir=emptied))]
     qa("articles", "rm", *ids, index_dir=emptied)
     run = chat(emptied, "What is K-SPACE?\n")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import SAMPLES, SEED_DIR
+from .conftest import SAMPLES, SEED_DIR, copy_index
 
 
 def qa(*args: str, index_dir=None) -> subprocess.CompletedProcess:
@@ -93,7 +93,6 @@ def test_errors_are_one_line_and_non_zero(cli_index, tmp_path):
 
 
 def test_articles_list_show_and_rm(cli_index, tmp_path):
-    import shutil
 
     listing = json.loads(qa("articles", "list", "--json", index_dir=cli_index).stdout)
     assert len(listing) == 7
@@ -102,7 +101,7 @@ def test_articles_list_show_and_rm(cli_index, tmp_path):
     assert "K-Space Platform" in shown.stdout
 
     copy = tmp_path / "copy"
-    shutil.copytree(cli_index, copy)
+    copy_index(cli_index, copy)
     run = qa("articles", "rm", seed["id"], index_dir=copy)
     assert run.returncode == 0 and f"removed {seed['id']}" in run.stdout
     listing = json.loads(qa("articles", "list", "--json", index_dir=copy).stdout)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from qa.readers import read_file, read_upload
 from qa.settings import Settings
 from qa.web.app import create_app
 from qa.web.deps import get_fetcher
-from tests.conftest import store_at
+from tests.conftest import copy_index, store_at
 
 from .test_api import assert_error
 
@@ -39,7 +38,7 @@ LIGHTHOUSE_QUESTION = "What colour was the Quillhaven lighthouse repainted?"
 def writable_index(seed_index, tmp_path) -> Path:
     """A private copy of the seed index: these tests write to it."""
     path = tmp_path / "writable-index"
-    shutil.copytree(seed_index, path)
+    copy_index(seed_index, path)
     return path
 
 

@@ -4,7 +4,6 @@ rate limit (429) and the cap on questions answered at once (503)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ from qa.settings import Settings
 from qa.web.app import create_app
 from qa.web.deps import get_answerer
 from qa.web.limits import TokenBuckets
+from tests.conftest import copy_index
 
 from .test_api import assert_error
 
@@ -62,7 +62,7 @@ async def no_body() -> dict:
 def small_caps(seed_index, tmp_path) -> Iterator[TestClient]:
     """Questions capped at 2 KB, uploads at 100 KB, on a copy of the seed index."""
     index = tmp_path / "index"
-    shutil.copytree(seed_index, index)
+    copy_index(seed_index, index)
     settings = Settings(index_dir=index, api_key=KEY, max_body_bytes=2048, max_upload_bytes=100_000)
     with TestClient(create_app(settings)) as c:
         yield c

@@ -11,7 +11,6 @@ network; the rate limit is off so 429s do not mask what is under test.
 from __future__ import annotations
 
 import ipaddress
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,6 +28,7 @@ from qa.fetch import Fetcher
 from qa.settings import Settings
 from qa.web.app import create_app
 from qa.web.deps import get_fetcher
+from tests.conftest import copy_index
 
 KEY = "schemathesis-key"
 STUB_PAGE = b"<html><head><title>Stub</title></head><body><p>A stub page.</p></body></html>"
@@ -55,7 +55,7 @@ def _stub_fetcher() -> Fetcher:
 @pytest.fixture(scope="module")
 def api_schema(seed_index, tmp_path_factory) -> Iterator[schemathesis.BaseSchema]:
     index = tmp_path_factory.mktemp("fuzz") / "index"
-    shutil.copytree(seed_index, index)
+    copy_index(seed_index, index)
     # A busy machine must not turn into 503s for want of an answering slot: that
     # limit has tests of its own (tests/test_limits.py).
     app = create_app(
