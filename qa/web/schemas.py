@@ -86,7 +86,15 @@ UNTIL_DOC = (
 SOURCE_DOC = "Only articles from this source (its exact name)."
 ARTICLE_DOC = f"Only these articles (ids; at most {MAX_FILTER_ARTICLES})."
 ArticleId = Annotated[str, Field(min_length=1, max_length=MAX_FILTER_CHARS)]
-DATE_FORMAT = {"format": "date"}
+# A date, or blank (spaces only): an empty form field is no condition (the chat page's filter
+# form sends its fields whether filled in or not).
+DATE_FORMAT = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "pattern": r"^\s*$"},
+        {"type": "null"},
+    ]
+}
 
 
 class FilterFields(BaseModel):
