@@ -166,26 +166,24 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-def _cpu_supports_vnni() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx512vnni" in flags
-
-
-def export_onnx_encoder(dest: Path, quantize: bool | None = None) -> Path:
+def export_onnx_encoder(dest: Path, quantize: bool = False) -> Path:
     """Write an ONNX copy of the packaged model and its tokenizer into `dest`.
 
-    int8 (dynamic quantisation, no calibration data) where the CPU has the
-    AVX-512 VNNI instructions it is tuned for, fp32 otherwise. Written into a
-    temporary sibling and renamed, so a crash leaves no half-made encoder.
+    fp32 on every CPU. The int8 graph (`quantize=True`; it was chosen where
+    the CPU has AVX-512 VNNI) embeds about 1.9x faster there, but it quantises
+    each layer's input with one range per batch, so a text's vector moved with
+    its batch neighbours (cosine down to 0.987 against the same text alone):
+    the same article got other vectors from `qa index`, an update or a Ray
+    worker, and answers differed by machine ("What is K-SPACE?" over the seed
+    article alone lost its definition to a tie). fp32 gives the
+    sentence-transformers vectors, the same in any batch on any machine.
+    Written into a temporary sibling and renamed, so a crash leaves no half-made
+    encoder.
 
     The export needs torch, which costs ~0.8 GB of memory that is never given
     back: it runs in a child process, so an indexing run that starts by
     exporting stays as small as one that finds the encoder already there.
     """
-    quantize = _cpu_supports_vnni() if quantize is None else quantize
     cmd = [sys.executable, "-m", "qa.encoder", str(dest), "--int8" if quantize else "--fp32"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # nosec B603
     if done.returncode != 0 or not has_onnx_encoder(dest):
