@@ -67,3 +67,35 @@ def run_qa(*args: str, checkout: Path = ROOT) -> str:
         text=True,
     )
     return done.stdout
+
+
+def start_milvus_server(work: Path, wait: float = 60.0):
+    """A Milvus server on a free 127.0.0.1 port, its data in `work`: milvus-lite
+    2.5.1 runs the engine it embeds as a gRPC server on TCP when given an
+    address, which a `milvus://HOST:PORT` store reaches from any process, as a
+    real server (no Docker here). Returns the server (`.stop()`) and HOST:PORT."""
+    import socket
+    import time
+
+    from qa.stores.milvus import _pymilvus
+
+    _pymilvus()  # milvus-lite imported with its pkg_resources warning silenced
+    from milvus_lite.server import Server
+    from pymilvus import MilvusClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    server = Server(str(Path(work) / "milvus.db"), address=address)
+    if not server.init() or not server.start():
+        raise RuntimeError(f"the Milvus server did not start on {address}")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            MilvusClient(uri=f"http://{address}", timeout=2).close()
+            return server, address
+        except Exception:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise
+            time.sleep(0.5)

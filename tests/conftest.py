@@ -6,10 +6,12 @@ itself on first use. QA_INDEX_DIR points at a temporary folder for every test
 so nothing touches the project's own ./index.
 
 `pytest --qa-store=milvus` runs the same tests with each index in a Milvus
-Lite file inside its index directory (see tests/milvus_hook); tests that look
-at the directory's own files are marked `directory_store` and skipped then, and
-so are tests marked `two_processes`, whose server or `qa` command opens an index
-this process holds (Milvus Lite lets one process open a file).
+Lite file inside its index directory, and `--qa-store=milvus-server` with each
+index in collections of one Milvus server the run starts (see
+tests/milvus_hook). Tests that look at the directory's own files are marked
+`directory_store` and skipped under both; tests marked `two_processes`, whose
+server or `qa` command opens an index this process holds, are skipped under
+`milvus` only (Milvus Lite lets one process open a file; a server serves all).
 Fixtures build indexes through `store_at(DIR)`, which follows the option.
 """
 
@@ -35,30 +37,48 @@ except FileNotFoundError as exc:
 def pytest_addoption(parser):
     parser.addoption(
         "--qa-store",
-        choices=("directory", "milvus"),
+        choices=("directory", "milvus", "milvus-server"),
         default="directory",
-        help="Where the tests' indexes live: index directories (default), or a Milvus "
-        "Lite file inside each (tests marked directory_store are then skipped).",
+        help="Where the tests' indexes live: index directories (default), a Milvus "
+        "Lite file inside each, or collections on a Milvus server started for the run "
+        "(tests marked directory_store are then skipped).",
     )
 
 
 def pytest_configure(config):
     if _NO_SHARED:  # one line, before any module tries to read a missing file
         raise pytest.UsageError(_NO_SHARED)
-    if config.getoption("--qa-store") == "milvus":
+    mode = config.getoption("--qa-store")
+    if mode in ("milvus", "milvus-server"):
         # This process and every one a test starts (they inherit the environment)
-        # redirect settings without a store to INDEX_DIR/milvus.db: tests/milvus_hook.
+        # redirect settings without a store to Milvus: tests/milvus_hook.
         hook = PROJECT / "tests" / "milvus_hook"
         paths = [str(hook), str(PROJECT), os.environ.get("PYTHONPATH", "")]
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-        os.environ["QA_TEST_STORE"] = "milvus"
+        os.environ["QA_TEST_STORE"] = mode
+        if mode == "milvus-server":
+            import tempfile
+
+            from bench.shared import start_milvus_server
+
+            work = Path(tempfile.mkdtemp(prefix="qa-milvus-server-"))
+            config._qa_milvus, os.environ["QA_TEST_MILVUS"] = start_milvus_server(work)
         from tests.milvus_hook.redirect import install
 
         install()
 
 
+def pytest_unconfigure(config):
+    running = getattr(config, "_qa_milvus", None)
+    if running is not None:
+        from tests.milvus_hook import server
+
+        server.stop(running)
+
+
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--qa-store") != "milvus":
+    mode = config.getoption("--qa-store")
+    if mode == "directory":
         return
     skip = pytest.mark.skip(reason="looks at the index directory's own files (--qa-store=milvus)")
     # A Milvus Lite file is open in one process at a time (qa refuses a second one):
@@ -68,7 +88,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "directory_store" in item.keywords:
             item.add_marker(skip)
-        elif "two_processes" in item.keywords:
+        elif "two_processes" in item.keywords and mode == "milvus":
             item.add_marker(alone)
 
 
@@ -96,6 +116,10 @@ def copy_index(source: Path, target: Path) -> Path:
     `.db` is left out: opening and closing it here would drop this process's POSIX
     lock on it, and the engine serving the source stops when that lock goes."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".*.lock"))
+    if os.environ.get("QA_TEST_STORE") == "milvus-server":  # the data is on the server
+        from tests.milvus_hook import server
+
+        server.copy_collections(os.environ["QA_TEST_MILVUS"], source, target)
     return target
 
 

@@ -4,6 +4,7 @@ live server over streamable HTTP, on the seed article with the real model."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -69,6 +70,9 @@ def stdio(seed_index) -> dict[str, Any]:
         command=sys.executable,
         args=["-m", "qa", "mcp", "--index-dir", str(seed_index)],
         cwd=str(PROJECT),
+        # The SDK passes only a few variables on by default; the run's own (the
+        # Milvus options' QA_TEST_STORE among them) must reach the server too.
+        env=dict(os.environ),
     )
     return run(stdio_session, server)
 
