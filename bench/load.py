@@ -73,6 +73,14 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
+def _error_code(response: httpx.Response) -> str:
+    """The API's error code of a failed answer (`{"error": {"code": ...}}`)."""
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "no error code"
+
+
 @dataclass
 class LoadResult:
     """What a load run saw. `failed` counts 5xx answers and requests that got no answer."""
@@ -83,6 +91,7 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)  # every request that got a status
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: Counter[str] = field(default_factory=Counter)  # no HTTP answer at all
+    error_codes: Counter[str] = field(default_factory=Counter)  # "503 server_busy": what failed
 
     @property
     def requests(self) -> int:
@@ -126,6 +135,7 @@ class LoadResult:
             "rejected": self.rejected,
             "statuses": {str(s): n for s, n in sorted(self.statuses.items())},
             "transport_errors": dict(self.transport_errors),
+            "error_codes": dict(self.error_codes),
         }
 
     def summary(self) -> str:
@@ -137,6 +147,7 @@ class LoadResult:
             f"p95 {self.latency(95)} ms, p99 {self.latency(99)} ms, {self.failed} errors, "
             f"{self.rejected} rejected (4xx); statuses {dict(self.statuses)}"
             + (f", transport errors {dict(self.transport_errors)}" if self.transport_errors else "")
+            + (f", failed as {dict(self.error_codes)}" if self.error_codes else "")
         )
 
 
@@ -191,6 +202,8 @@ async def run_load(
                 continue
             result.latencies_ms.append((time.monotonic() - sent_at) * 1000)
             result.statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                result.error_codes[f"{response.status_code} {_error_code(response)}"] += 1
             if on_answer is not None and response.status_code == 200:
                 on_answer(question, sent_at, response.json())
 

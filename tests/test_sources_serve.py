@@ -60,7 +60,7 @@ def _refresh_under_load(tmp_path, encoder_dir, monkeypatch, articles: int) -> No
                 f"{result.requests} requests, {result.answers} answered, {result.failed} failed"
             )
             assert source.status == "ok", source.error
-            assert result.failed == 0
+            assert result.failed == 0, result.summary()
             assert result.answers >= 10  # it answered all along, not only before and after
 
             health = httpx.get(server.base + "/api/health").json()
