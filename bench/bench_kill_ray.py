@@ -5,15 +5,18 @@ Milvus Lite files. Each run then adds one more BBC article to the corpus and
 starts a driver process, `qa.ray_ingest.index_with_ray`, on it, alternating:
 
 - lite:   the driver opens a Milvus Lite file itself and writes (workers compute);
-- server: this process holds the other file's Milvus Lite server open, and the
-          driver and its Ray workers reach it through its socket, the workers
-          writing their rows themselves, as with a Milvus server (which then
-          outlives the driver, as a server would).
+- server: a Milvus server on 127.0.0.1 (the engine milvus-lite embeds, serving
+          gRPC on TCP: bench.shared.start_milvus_server), which the driver and
+          its Ray workers reach over the network, the workers writing their
+          rows themselves; it outlives every driver, as a server would.
 
-Each driver is killed at a random point of its writing: after it has taken in
-the k-th file's outcome (k uniform over the corpus's files; the driver writes
-as outcomes arrive) and a further 0-1.5 s (uniform), which reaches into the
-version's BM25 rows, manifest and publish. Kills timed from the start landed
+Each driver is killed at a random point of its writing, half the runs each
+way: after it has taken in the k-th file's outcome (k uniform over the
+corpus's files; the driver writes as outcomes arrive) and a further 0-1.5 s
+(uniform), which reaches into the version's BM25 rows, manifest and publish;
+or at a moment uniform over the second half of the mode's unkilled run (from
+the actors' first writes to the publish: outcomes reach the driver in bursts
+near the end, so the first way lands mostly after the publish). Kills timed from the start landed
 almost all in Ray's start-up and the actors' model loading, before any write,
 on this loaded machine (two tries of 30 runs). Its process
 group (the local Ray cluster it started) is killed with it. Then the store is
@@ -23,16 +26,12 @@ article must be listed, every live sentence's chunk live, and the live row
 counts must equal the version's manifest. A final unkilled run per mode must
 publish the full count.
 
-    nice python bench/bench_kill_ray.py [--runs 30] [--seed N]
+    nice python bench/bench_kill_ray.py [--runs 30] [--seed N] [--modes lite,server]
 
-Only `lite` runs by default: in this harness every `server` driver failed to
-start its local Ray cluster ("the current node timed out during startup", no
-raylet log; 6 of 6), while the same driver run alone, against a Milvus Lite
-server held by another process, starts and publishes. The same time-out hit 2
-of 32 lite drivers on this loaded machine; why server drivers always hit it
-here is not resolved. So the server
-path's kill safety rests on its design (rows of an unpublished version, deleted
-by the next writer) and on tests/test_ray_ingest.py, not on this bench.
+Both modes run by default, alternating. (Before the server was a TCP process,
+the server mode reached an in-process Milvus Lite server through its Unix
+socket, and its drivers never got their Ray cluster started on a loaded
+machine; with a server of its own they do.)
 
 Prints a table and writes bench/out/kill_ray.json.
 """
@@ -57,12 +56,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.shared import find_shared  # noqa: E402
+from bench.shared import find_shared, start_milvus_server  # noqa: E402
 from qa.encoder import export_onnx_encoder  # noqa: E402
 from qa.indexer import index_paths, stored_article  # noqa: E402
 from qa.readers import read_file  # noqa: E402
 from qa.stores.milvus import MilvusStore, StoreUnavailable  # noqa: E402
-from qa.stores.uri import StoreURI  # noqa: E402
 
 MODES = ("lite", "server")
 START_BBC = 10
@@ -74,11 +72,10 @@ import sys
 from pathlib import Path
 from qa.ray_ingest import index_with_ray
 from qa.stores.milvus import MilvusStore
-from qa.stores.uri import StoreURI, parse_store_uri
+from qa.stores.uri import parse_store_uri
 
 where, encoder_dir, corpus = sys.argv[1:]
-uri = StoreURI("server", where) if where.startswith("unix:") else parse_store_uri(where)
-store = MilvusStore(uri, encoder_dir=Path(encoder_dir))
+store = MilvusStore(parse_store_uri(where), encoder_dir=Path(encoder_dir))
 index_with_ray([Path(corpus)], store, on_file=lambda p: print("file", flush=True))
 print("published", flush=True)
 """
@@ -95,6 +92,7 @@ class Run:
     articles: int
     allowed: list[int]
     violations: list[str] = field(default_factory=list)
+    unpublished_rows: int = 0  # chunk rows the killed run wrote that no reader sees
 
 
 def _driver(where: str, encoder_dir: Path, corpus: Path, log: Path) -> subprocess.Popen:
@@ -134,20 +132,22 @@ def _failure(child: subprocess.Popen, log: Path) -> list[str]:
 
 
 def _open(where: str, encoder_dir: Path) -> MilvusStore:
-    """The store, once a killed driver's Milvus Lite server has let the file go."""
-    uri = StoreURI("server", where) if where.startswith("unix:") else where
+    """The store, once a killed driver's Milvus Lite engine has let the file go."""
     for _ in range(150):
         try:
-            return MilvusStore(uri, encoder_dir=encoder_dir)
+            return MilvusStore(where, encoder_dir=encoder_dir)
         except StoreUnavailable:
             time.sleep(0.2)
-    return MilvusStore(uri, encoder_dir=encoder_dir)
+    return MilvusStore(where, encoder_dir=encoder_dir)
 
 
 def _release(path: Path) -> None:
+    """Make sure this process's Milvus Lite engine on `path` is gone (closing the
+    last store of a file already stops it; milvus-lite raises on a second stop)."""
     from milvus_lite.server_manager import server_manager_instance
 
-    server_manager_instance.release_server(str(path))
+    if str(path.resolve()) in server_manager_instance._servers:
+        server_manager_instance.release_server(str(path))
 
 
 def check(store: MilvusStore, allowed: set[int]) -> tuple[int, list[str]]:
@@ -206,8 +206,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--modes",
-        default="lite",
-        help="lite and/or server (server: drivers here failed to start Ray; see the docstring)",
+        default="lite,server",
+        help="lite and/or server, comma-separated",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "kill_ray.json")
     args = parser.parse_args()
@@ -227,18 +227,18 @@ def main() -> None:
             shutil.copytree(samples, corpus)
             for path in bbc[:START_BBC]:
                 shutil.copy(path, corpus / _flat(path))
-            db = files[mode] = root / f"{mode}.db"
-            store = MilvusStore(f"milvus://{db}", encoder_dir=encoder_dir)
-            index_paths([corpus], store)
             if mode == "lite":
-                store.close()
-                _release(db)
+                db = files[mode] = root / f"{mode}.db"
                 where[mode] = f"milvus://{db}"
             else:
-                from milvus_lite.server_manager import server_manager_instance
-
-                served = store  # held open by this process: the "server"
-                where[mode] = server_manager_instance.start_and_get_uri(str(db))
+                (root / "server").mkdir()
+                served, address = start_milvus_server(root / "server")
+                where[mode] = f"milvus://{address}"
+            store = MilvusStore(where[mode], encoder_dir=encoder_dir)
+            index_paths([corpus], store)
+            store.close()
+            if mode == "lite":
+                _release(files[mode])
         n_bbc = {m: START_BBC for m in modes}
         pool = iter(bbc[START_BBC:])
 
@@ -249,11 +249,11 @@ def main() -> None:
             return 6 + n_bbc[mode]  # the samples hold 6 distinct articles
 
         def reader(mode: str) -> MilvusStore:
-            return served if mode == "server" else _open(where[mode], encoder_dir)
+            return _open(where[mode], encoder_dir)
 
         def done_reading(mode: str, store: MilvusStore) -> None:
+            store.close()
             if mode == "lite":
-                store.close()
                 _release(files[mode])
 
         # One unkilled run per mode: the corpus and store work before any kill.
@@ -287,12 +287,21 @@ def main() -> None:
             child = _driver(where[mode], encoder_dir, corpora[mode], log)
             lines: list[str] = []
             _count_lines(child, lines)
-            while lines.count("file") < k and child.poll() is None:
+            # Every other run is killed at a moment drawn over the second half of
+            # the unkilled run's duration instead: outcomes reach the driver in
+            # bursts near the end, so kills after the k-th file mostly landed
+            # after the publish, while a server's workers write all along.
+            by_clock = n % 4 in (1, 2)
+            while not by_clock and lines.count("file") < k and child.poll() is None:
                 if time.perf_counter() - started > RUN_TIMEOUT:
                     break
                 time.sleep(0.05)
+            if by_clock:
+                wait = rng.uniform(0.5, 1.0) * duration[mode]
+            else:
+                wait = rng.uniform(0, AFTER_FILE)
             try:
-                child.wait(timeout=rng.uniform(0, AFTER_FILE))
+                child.wait(timeout=wait)
                 killed = False
             except subprocess.TimeoutExpired:
                 killed = True
@@ -303,6 +312,9 @@ def main() -> None:
             if not killed:
                 problems += _failure(child, log)
             landed = "after publish" if store.current_version() != before_version else "before"
+            live = store.open()
+            # Rows of a version never published (the next writer deletes them first).
+            stray = live.db.count("chunks", f"born > {int(live.version[1:])}")
             done_reading(mode, store)
             run = Run(
                 n,
@@ -314,11 +326,13 @@ def main() -> None:
                 count,
                 sorted({before, full}),
                 problems,
+                stray,
             )
             runs.append(run)
             print(
                 f"{n:3d} {mode:6s} delay {delay:5.1f} s killed={killed!s:5s} "
                 f"files={run.files_seen:3d} {landed:13s} articles={count} "
+                f"unpublished chunk rows={stray} "
                 f"{'; '.join(problems) or 'ok'}",
                 flush=True,
             )
@@ -338,13 +352,17 @@ def main() -> None:
         killed = [r for r in runs if r.killed]
         violations = sum(len(r.violations) for r in runs) + sum(len(p) for _, p in finals.values())
         print()
-        print("| mode | kills | landed before publish | after publish | violations |")
-        print("|---|---|---|---|---|")
+        print(
+            "| mode | kills | landed before publish | of which left unpublished rows "
+            "| after publish | violations |"
+        )
+        print("|---|---|---|---|---|---|")
         for mode in modes:
             mine = [r for r in killed if r.mode == mode]
             before = sum(r.landed == "before" for r in mine)
+            stray = sum(r.landed == "before" and r.unpublished_rows > 0 for r in mine)
             bad = sum(len(r.violations) for r in runs if r.mode == mode) + len(finals[mode][1])
-            print(f"| {mode} | {len(mine)} | {before} | {len(mine) - before} | {bad} |")
+            print(f"| {mode} | {len(mine)} | {before} | {stray} | {len(mine) - before} | {bad} |")
         print(f"\n{len(killed)} kills, {violations} violations")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -359,9 +377,9 @@ def main() -> None:
             )
         )
         print(f"wrote {args.out}")
-        if served is not None:
-            served.close()
     finally:
+        if served is not None:
+            served.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
