@@ -21,8 +21,8 @@ same block however often its task is retried, and rows are upserted, so a
 retried task rewrites the same rows. Either way the driver takes each
 article's outcome in input order and makes the single-process path's
 decisions (added, updated, unchanged, duplicate, no text): it adopts the rows
-it keeps and drops the others, then publishes the version (one "current"
-upsert) only after every batch has succeeded. A failure anywhere abandons the
+it keeps and drops the others, then publishes the version (one "current:N"
+row) only after every batch has succeeded. A failure anywhere abandons the
 version; a killed driver leaves an unpublished one, which the next writer
 deletes before it starts (`MilvusStore.writer`).
 

@@ -306,6 +306,48 @@ def test_removing_an_article_removes_all_its_rows(lite):
     assert remove_articles(lite, [gone.id]) == []
 
 
+def test_readers_always_find_a_version_while_versions_are_published(lite):
+    """Publishing used to upsert one "current" row, which Milvus does as a delete
+    then an insert: a reader in between found no index (`index_missing` to 1 of
+    801 answers during a feed refresh on a Milvus server). Now each publish adds
+    a pointer row and prunes the older ones after."""
+    import threading
+
+    articles = [a.id for a in lite.open().articles()]
+    seen: list[str | None] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(lite.current_version())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for article_id in articles[:3]:  # three publishes
+            remove_articles(lite, [article_id])
+    finally:
+        done.set()
+        reader.join()
+    assert len(seen) > 10 and None not in seen
+    pointers = lite.db.query("state", "version < 0", ["key", "version"])
+    assert [p["key"] for p in pointers] == [f"current:{-pointers[0]['version']}"]
+    assert lite.current_version() == f"v{-pointers[0]['version']:06d}"
+
+
+def test_a_store_published_with_the_old_current_row_still_opens(lite):
+    """Stores written before the pointer rows have one upserted "current" row
+    (version N): they open as they are, and their next publish replaces it."""
+    live = lite.current_version()
+    n = int(live[1:])
+    lite.db.delete("state", "version < 0")
+    lite.db.upsert("state", [{"key": "current", "version": n, "info": "", "nothing": [0.0, 0.0]}])
+    assert lite.current_version() == live and lite.open().n_articles == 6
+    remove_articles(lite, [lite.open().articles()[0].id])
+    assert lite.open().n_articles == 5
+    assert not lite.db.query("state", 'key == "current"', ["version"])
+
+
 def test_an_abandoned_write_leaves_the_previous_version_whole(lite):
     before = lite.open()
     titles = [a.title for a in before.articles()]

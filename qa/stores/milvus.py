@@ -14,7 +14,8 @@ only `store.writer()` and `store.encoder_dir`.
 
 Collections (names start with the URI's prefix, default `qa_`):
 
-    state      "current" → the published version; "v<N>" → version N's manifest
+    state      "current:<N>" → N was published (the highest is live);
+               "v<N>" → version N's manifest
     articles   one row per piece of an article's text (VARCHAR holds 64 KB)
     chunks     id, article, offsets, terms, FLOAT_VECTOR(384) (FLAT, inner product)
     sentences  id, chunk, article, offsets, terms, FLOAT_VECTOR(384)
@@ -29,9 +30,9 @@ afresh from. So a write adds only the changed articles' rows, and marks the
 replaced ones died (an upsert of those rows alone). BM25 weights depend on
 the whole version (chunk count, average length, document frequencies), so
 each version writes its own `bm25` and `terms` rows, as the directory store
-rebuilds its bm25s index on every publish. Publishing is one upsert of the
-"current" row: a reader opens the version named there and sees all of it or
-none. A writer that dies leaves rows of a version never named "current"; the
+rebuilds its bm25s index on every publish. Publishing is one insert of a
+"current:N" row: a reader opens the highest version so named and sees all of
+it or none. A writer that dies leaves rows of a version never so named; the
 next writer deletes them and revives rows it had marked died, before it
 starts. The version before the live one stays readable (as in the directory);
 older rows are deleted after each publish.
@@ -93,6 +94,10 @@ WRITE_BATCH = 2_000  # rows per insert call
 ID_WINDOW = 8_000  # ids per paged query: Milvus caps one query's result at 16,384 rows
 NO_VECTOR = [0.0, 0.0]  # Milvus 2.5 wants a vector field in every collection
 STATE_CURRENT = "current"
+# The published versions' pointer rows: "current:N" with version -N (negative, so
+# no filter on manifests' versions matches them), and the one upserted "current"
+# row (version N) of stores written before; the highest N is live.
+_POINTERS = f'version < 0 or key == "{STATE_CURRENT}"'
 SENTENCE_FIELDS = ["id", "chunk_id", "article_id", "start", "end", "terms", "vector"]
 CONNECT_TIMEOUT = 5.0  # seconds before an unreachable server is reported
 LITE_WAIT = 3.0  # seconds a Lite file locked by another process is waited for
@@ -496,8 +501,8 @@ class MilvusStore:
     def _current(self) -> int:
         if self._unmade() or not self.db.exists():
             return 0
-        rows = self.db.query("state", f'key == "{STATE_CURRENT}"', ["version"])
-        return int(rows[0]["version"]) if rows else 0
+        rows = self.db.query("state", _POINTERS, ["version"])
+        return max((abs(int(r["version"])) for r in rows), default=0)
 
     def current_version(self) -> str | None:
         n = self._current()
@@ -550,13 +555,16 @@ class MilvusStore:
             if not session.changed:
                 session.abandon()
                 return
-            # The switch: one row. Readers opening from here on see the new version whole.
-            self.db.upsert(
+            # The switch: one new row; readers take the highest. Not an upsert of
+            # one "current" row: Milvus upserts by deleting then inserting, and a
+            # reader between the two found no version at all (index_missing to 1
+            # of 801 answers during a feed refresh on a Milvus server).
+            self.db.insert(
                 "state",
                 [
                     {
-                        "key": STATE_CURRENT,
-                        "version": session.version,
+                        "key": f"{STATE_CURRENT}:{session.version}",
+                        "version": -session.version,
                         "info": "",
                         "nothing": NO_VECTOR,
                     }
@@ -577,10 +585,14 @@ class MilvusStore:
         floor = self._manifest(previous)["floor"] if previous > 0 else published
         for coll in ("articles", "chunks", "sentences"):
             self.db.delete(coll, f"died <= {previous} or born < {floor}")
-        for coll in ("bm25", "terms", "state"):
-            self.db.delete(
-                coll, f"version < {previous}" + (' and key != "current"' if coll == "state" else "")
-            )
+        for coll in ("bm25", "terms"):
+            self.db.delete(coll, f"version < {previous}")
+        manifests = f'version > 0 and version < {previous} and key != "{STATE_CURRENT}"'
+        self.db.delete("state", manifests)
+        # Older pointers: the one just written names a newer version.
+        self.db.delete(
+            "state", f'(version < 0 and version > {-published}) or key == "{STATE_CURRENT}"'
+        )
 
     def stored_articles(self) -> Iterator[StoredArticle]:
         """Every article of the live version (for a rebuild)."""
