@@ -107,6 +107,23 @@ def _driver(where: str, encoder_dir: Path, corpus: Path, log: Path) -> subproces
     )
 
 
+def _encoder_actors(session: int) -> list[int]:
+    """The Ray encoder actors' processes of the driver's session (each worker has
+    a process group of its own; the driver started the session)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[3]) == session and "_Embedder" in title:
+            found.append(int(proc.name))
+    return found
+
+
 def _kill_group(child: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
@@ -209,6 +226,12 @@ def main() -> None:
         default="lite,server",
         help="lite and/or server, comma-separated",
     )
+    parser.add_argument(
+        "--kill",
+        choices=("driver", "worker"),
+        default="driver",
+        help="SIGKILL the driver and its cluster, or one encoder actor (the run goes on)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "kill_ray.json")
     args = parser.parse_args()
     modes = tuple(m for m in args.modes.split(",") if m in MODES) or ("lite",)
@@ -291,7 +314,7 @@ def main() -> None:
             # the unkilled run's duration instead: outcomes reach the driver in
             # bursts near the end, so kills after the k-th file mostly landed
             # after the publish, while a server's workers write all along.
-            by_clock = n % 4 in (1, 2)
+            by_clock = n % 4 in (1, 2) or args.kill == "worker"
             while not by_clock and lines.count("file") < k and child.poll() is None:
                 if time.perf_counter() - started > RUN_TIMEOUT:
                     break
@@ -306,6 +329,16 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 killed = True
             delay = time.perf_counter() - started
+            if killed and args.kill == "worker":
+                # One encoder actor dies; the driver carries on (Ray restarts the
+                # actor and retries its task) or fails and publishes nothing.
+                victims = _encoder_actors(child.pid)
+                killed = bool(victims)
+                for pid in victims[:1]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=RUN_TIMEOUT)
             _kill_group(child)
             store = reader(mode)
             count, problems = check(store, {before, full})
