@@ -27,6 +27,12 @@ counts must equal the version's manifest. A final unkilled run per mode must
 publish the full count.
 
     nice python bench/bench_kill_ray.py [--runs 30] [--seed N] [--modes lite,server]
+    nice python bench/bench_kill_ray.py --kill worker --modes server
+
+`--kill worker` SIGKILLs one encoder actor instead (at a moment over the second
+half of the run) and lets the driver go on: Ray restarts the actor and retries
+its task, whose rows are upserted under the same id block, or the run fails and
+publishes nothing; the same check follows either way.
 
 Both modes run by default, alternating. (Before the server was a TCP process,
 the server mode reached an in-process Milvus Lite server through its Unix
