@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(config, items):
     mode = config.getoption("--qa-store")
     if mode == "directory":
         return
-    skip = pytest.mark.skip(reason="looks at the index directory's own files (--qa-store=milvus)")
+    skip = pytest.mark.skip(reason=f"looks at the index directory's own files (--qa-store={mode})")
     # A Milvus Lite file is open in one process at a time (qa refuses a second one):
     # a test whose server or qa command shares the index this process holds needs
     # the directory or a Milvus server.

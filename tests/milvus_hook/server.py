@@ -30,16 +30,15 @@ def copy_collections(address: str, source: Path, target: Path) -> None:
     try:
         old, new = server_prefix(source), server_prefix(target)
         names = store._schemas(client, store._pymilvus())
-        keys = {"state": "key", "articles": "row", "chunks": "id", "sentences": "id"}
         for name, (schema, index) in names.items():
             if not client.has_collection(f"{old}_{name}"):
                 continue
             client.create_collection(
                 f"{new}_{name}", schema=schema, index_params=index, consistency_level="Strong"
             )
-            key = keys.get(name, "row")
+            key = next(f.name for f in schema.fields if f.is_primary)
             fields = [f.name for f in schema.fields]
-            if name == "state":
+            if name == "state":  # its key is text: one query holds its few rows
                 rows = client.query(f"{old}_{name}", filter='key != ""', output_fields=fields)
             else:
                 rows = _all_rows(client, f"{old}_{name}", key, fields)
