@@ -39,6 +39,11 @@ def load(path: Path, sample: int = 0) -> list[dict]:
     return [r for r in rows if len(r["labels"])]
 
 
+def fitted(rows: list[dict], rewritten: bool) -> list[dict]:
+    """The rows weights are fitted on: rewritten questions only with --fit-rewritten."""
+    return [r for r in rows if rewritten or r.get("kind") != "rewritten"]
+
+
 def fold(article: str | None, k: int = 5) -> int:
     return int(hashlib.sha1((article or "").encode()).hexdigest(), 16) % k
 
@@ -104,12 +109,18 @@ def threshold(off: list[tuple[float, bool]], refuse: float) -> float:
 
 def figures(rows, top, t) -> dict:
     ans = [(s, ok) for r, (s, ok) in zip(rows, top, strict=True) if r["answerable"]]
-    no = [s for r, (s, _) in zip(rows, top, strict=True) if not r["answerable"]]
-    return {
+    removed = [
+        s for r, (s, _) in zip(rows, top, strict=True) if not r["answerable"] and not r.get("kind")
+    ]
+    rewritten = [s for r, (s, _) in zip(rows, top, strict=True) if r.get("kind") == "rewritten"]
+    out = {
         "top1": np.mean([ok for _, ok in ans]) if ans else float("nan"),
         "top1@t": np.mean([ok and s >= t for s, ok in ans]) if ans else float("nan"),
-        "refused": np.mean([s < t for s in no]) if no else float("nan"),
+        "refused": np.mean([s < t for s in removed]) if removed else float("nan"),
     }
+    if rewritten:
+        out["refused_rewritten"] = np.mean([s < t for s in rewritten])
+    return out
 
 
 def read_top(rows: list[dict], cols, w, b, reader, read: int, cache: Path | None) -> None:
@@ -171,8 +182,16 @@ def main() -> None:
     ap.add_argument("--sample-fit", type=int, default=0, help="fit on this many (0: all)")
     ap.add_argument("--sample-off", type=int, default=0, help="off-topic ones used (0: all)")
     ap.add_argument("--cache", type=Path, help="where reader outputs are kept between runs")
+    ap.add_argument(
+        "--rewritten", type=Path, help="gathered training.perturb questions (no answer, on topic)"
+    )
+    ap.add_argument(
+        "--fit-rewritten", action="store_true", help="fit on them too (else only measured)"
+    )
     args = ap.parse_args()
     rows, off = load(args.fit, args.sample_fit), load(args.off_topic, args.sample_off)
+    if args.rewritten:
+        rows += [r | {"kind": "rewritten"} for r in load(args.rewritten, args.sample_fit // 2)]
     dropped = {d for d in args.drop.split(",") if d}
     cols = [i for i, f in enumerate(FEATURES) if f not in dropped]
     print(
@@ -183,9 +202,7 @@ def main() -> None:
     # Cross-validation by article.
     cv_top, cv_off = [None] * len(rows), [None] * len(off)
     for k in range(5):
-        train = [r for r in rows if fold(r["article"]) != k] + [
-            r for r in off if fold(r["article"]) != k
-        ]
+        train = fitted([r for r in rows + off if fold(r["article"]) != k], args.fit_rewritten)
         w, b = fit(train, cols, args.c)
         idx = [i for i, r in enumerate(rows) if fold(r["article"]) == k]
         for i, t in zip(idx, tops([rows[i] for i in idx], cols, w, b), strict=True):
@@ -199,7 +216,7 @@ def main() -> None:
         {k: round(v, 4) for k, v in figures(rows, cv_top, t).items()},
     )
 
-    w, b = fit(rows + off, cols, args.c)
+    w, b = fit(fitted(rows + off, args.fit_rewritten), cols, args.c)
     t = threshold(tops(off, cols, w, b), args.refuse)
     full = np.zeros(len(FEATURES))
     full[cols] = w
@@ -221,9 +238,7 @@ def main() -> None:
         read_top(group, cols, w, b, reader, args.read, args.cache)
     cv_top, cv_off = [None] * len(rows), [None] * len(off)
     for k in range(5):
-        train = [r for r in rows if fold(r["article"]) != k] + [
-            r for r in off if fold(r["article"]) != k
-        ]
+        train = fitted([r for r in rows + off if fold(r["article"]) != k], args.fit_rewritten)
         bw, bb = blend_fit(train, args.c)
         for group, out in ((rows, cv_top), (off, cv_off)):
             idx = [i for i, r in enumerate(group) if fold(r["article"]) == k]
@@ -234,7 +249,7 @@ def main() -> None:
         f"with the reader, cross-validated, threshold {t2:.3f}:",
         {k: round(v, 4) for k, v in figures(rows, cv_top, t2).items()},
     )
-    bw, bb = blend_fit(rows + off, args.c)
+    bw, bb = blend_fit(fitted(rows + off, args.fit_rewritten), args.c)
     t2 = threshold(blend_tops(off, bw, bb), args.refuse)
     print(
         f"ReaderBlend(first={bw[0]:.3f}, reader={bw[1]:.3f}, span={bw[2]:.3f}, bias={bb:.3f})"
@@ -270,7 +285,9 @@ def fewer(rows: list[dict], off: list[dict], args) -> None:
         ]  # fmt: skip
         cv = [None] * len(cut)
         for k in range(5):
-            bw, bb = blend_fit([r for r in cut if fold(r["article"]) != k], args.c)
+            bw, bb = blend_fit(
+                fitted([r for r in cut if fold(r["article"]) != k], args.fit_rewritten), args.c
+            )
             idx = [i for i, r in enumerate(cut) if fold(r["article"]) == k]
             for i, t2 in zip(idx, blend_tops([cut[i] for i in idx], bw, bb), strict=True):
                 cv[i] = t2

@@ -10,6 +10,12 @@ article and the one of another article that BM25 over the question's terms
 skipping any sentence that contains the answer text. Negatives so overlap the
 question about as much as the positives do, which is what the reader must
 learn to see past.
+
+`--rewrites SHARE` adds, for that share of the questions, the question
+rewritten by training/perturb.py's rules so that its article no longer answers
+it (an antonym, another name, another number, a "not"), paired with the same
+four sentences, all four labelled 0: the sentence that answered the original
+now looks right and is not.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from scipy import sparse
 
 from qa.terms import terms
 from training import squad
+from training.perturb import names_of, rewrite
 
 K1, B = 1.2, 0.75
 
@@ -33,6 +40,7 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--rewrites", type=float, default=0.0, help="share rewritten unanswerable")
     args = ap.parse_args()
 
     articles = [a for a in squad.load(args.shared) if not squad.for_scorer(a.title)]
@@ -70,9 +78,10 @@ def main() -> None:
     by_paragraph: dict[tuple[int, int], list[int]] = {}
     for i, r in enumerate(rows):
         by_paragraph.setdefault((r[0], r[1]), []).append(i)
-    kept = skipped = 0
+    kept = skipped = rewritten = 0
     with args.out.open("w", encoding="utf-8") as out:
         for ai, a in enumerate(articles):
+            names = names_of("\n".join(p.text for p in a.paragraphs)) if args.rewrites else []
             for pi, p in enumerate(a.paragraphs):
                 ids = by_paragraph.get((ai, pi), [])
                 for q in p.questions:
@@ -108,7 +117,16 @@ def main() -> None:
                     for j in same + other:
                         out.write(json.dumps(_pair(rows, j, q, None)) + "\n")
                     kept += 1
-    print(f"{kept} questions kept, {skipped} skipped")
+                    if args.rewrites and rng.random() < args.rewrites:
+                        others = [o.text for o in a.paragraphs if o is not p]
+                        made = rewrite(q.question, p.text, names, others, rng)
+                        if made:
+                            kind, text = made
+                            moved = squad.Question(f"{q.qid}-{kind}", text, "", -1)
+                            for j in [i, *same, *other]:
+                                out.write(json.dumps(_pair(rows, j, moved, None)) + "\n")
+                            rewritten += 1
+    print(f"{kept} questions kept, {skipped} skipped, {rewritten} rewritten")
 
 
 def _pair(rows, i, q, span) -> dict:

@@ -58,6 +58,52 @@ class ReaderNet(nn.Module):
         return rel, start, end
 
 
+def load_onnx_weights(net: ReaderNet, path: Path) -> None:
+    """Start from an exported reader: its int8 weights, dequantised, into `net`.
+
+    The shipped reader's PyTorch checkpoint is not kept (training/README.md),
+    so a run that continues it starts from its ONNX graph. Each quantised
+    matrix is found by the module path ONNX names its product after; the
+    frozen word-piece embeddings stay the packaged encoder's (never trained)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantised(name: str) -> np.ndarray:
+        q = init[f"{name}_quantized"].astype(np.float32)
+        return (q - init[f"{name}_zero_point"].astype(np.float32)) * init[f"{name}_scale"]
+
+    state = net.state_dict()
+    loaded = set()
+
+    def put(key: str, value: np.ndarray) -> None:
+        if state[key].shape != value.shape:
+            raise ValueError(f"{key}: {value.shape} in {path}, {tuple(state[key].shape)} here")
+        state[key] = torch.from_numpy(np.array(value)).to(state[key].dtype)
+        loaded.add(key)
+
+    for name, value in init.items():
+        if name in state:
+            put(name, value)  # biases and layer norms are kept in float
+    for kind in ("token_type", "position"):
+        key = f"encoder.embeddings.{kind}_embeddings.weight"
+        put(key, dequantised(key))
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            continue
+        weight = node.input[1].removesuffix("_quantized")
+        module = node.output[0].split("/MatMul")[0].split("/Gemm")[0].strip("/")
+        put(module.replace("/", ".") + ".weight", dequantised(weight).T)
+    # The pooler is unused (the heads read the last hidden states): not exported.
+    unused = {k for k in state if k.startswith("encoder.pooler.")}
+    missing = set(state) - loaded - unused - {"encoder.embeddings.word_embeddings.weight"}
+    if missing:
+        raise ValueError(f"{path}: no weights for {sorted(missing)}")
+    net.load_state_dict(state)
+
+
 def load_groups(path: Path) -> list[list[dict]]:
     groups: dict[str, list[dict]] = {}
     with path.open(encoding="utf-8") as f:
@@ -111,6 +157,8 @@ def loss_of(net, batch):
     bce = nn.functional.binary_cross_entropy_with_logits(rel, labels)
     s = s.masked_fill(~allowed, -1e4)
     e = e.masked_fill(~allowed, -1e4)
+    if not (starts >= 0).any():  # no answer span in this batch (rewritten questions only)
+        return bce, bce.item()
     ce = nn.functional.cross_entropy(s, starts, ignore_index=-100) + nn.functional.cross_entropy(
         e, ends, ignore_index=-100
     )
@@ -136,7 +184,7 @@ def evaluate(net, tokenizer, groups) -> dict:
     from qa.reader import best_span
 
     net.eval()
-    right, f1s = 0, []
+    right, f1s, rejected = 0, [], []
     with torch.no_grad():
         for lo in range(0, len(groups), 8):
             chunk = groups[lo : lo + 8]
@@ -144,6 +192,11 @@ def evaluate(net, tokenizer, groups) -> dict:
             rel, s, e = net(ids, mask, types)
             rel = rel.view(-1, GROUP).numpy()
             for gi, g in enumerate(chunk):
+                if not any(r["label"] for r in g):
+                    # A rewritten question: its first pair is the sentence that
+                    # answered the original; the reader should now say no.
+                    rejected.append(rel[gi][0] < 0)
+                    continue
                 right += int(np.argmax(rel[gi]) == [r["label"] for r in g].index(1))
                 k = [r["label"] for r in g].index(1)
                 row = gi * GROUP + k
@@ -153,7 +206,10 @@ def evaluate(net, tokenizer, groups) -> dict:
                 a, b, _ = best_span(pair, s[row].numpy(), e[row].numpy())
                 f1s.append(_f1(g[k]["sentence"][a:b], g[k]["sentence"][slice(*g[k]["span"])]))
     net.train()
-    return {"top1_of_4": right / len(groups), "span_f1": float(np.mean(f1s))}
+    out = {"top1_of_4": right / max(1, len(f1s)), "span_f1": float(np.mean(f1s))}
+    if rejected:
+        out["rewrites_rejected"] = float(np.mean(rejected))
+    return out
 
 
 def _f1(pred: str, gold: str) -> float:
@@ -214,6 +270,7 @@ def main() -> None:
     ap.add_argument(
         "--init", type=Path, help="start from this checkpoint's weights (a fresh optimiser)"
     )
+    ap.add_argument("--init-onnx", type=Path, help="start from an exported reader's (int8) weights")
     ap.add_argument(
         "--offset", type=int, default=0, help="skip this many training questions (seen by --init)"
     )
@@ -232,6 +289,8 @@ def main() -> None:
         # Continue a finished run on questions it never saw: same held-out set
         # (the shuffle is seeded), a new learning-rate schedule.
         net.load_state_dict(torch.load(args.init, weights_only=False)["net"])
+    elif args.init_onnx:
+        load_onnx_weights(net, args.init_onnx)
     args.work.mkdir(parents=True, exist_ok=True)
     ckpt = args.work / "checkpoint.pt"
     plan = batches(train, args.per_batch, rng)
