@@ -139,10 +139,14 @@ class DenseIndex:
         self.ann = ann  # a faiss HNSW index over chunk ids, or None: exact search
         # Ids the graph holds that are no longer chunks: never returned.
         self.tombstones = np.zeros(0, np.int64) if tombstones is None else tombstones
+        self.graph_file: Path | None = None  # the graph's file, read into `ann` or not yet
 
     @classmethod
-    def open(cls, version: Path) -> DenseIndex:
-        """ValueError, OSError or RuntimeError (FAISS) when the files are damaged."""
+    def open(cls, version: Path, graph: bool = True) -> DenseIndex:
+        """ValueError, OSError or RuntimeError (FAISS) when the files are damaged.
+        `graph` False leaves the HNSW graph on disk until `load_graph`: a writer
+        grows it only when it publishes, and reading it first would hold it (about
+        650 bytes a chunk) through the whole embedding run."""
         folder = version / DIR
         if not folder.is_dir() and (version / "chunks.faiss").exists():
             return cls(
@@ -152,14 +156,24 @@ class DenseIndex:
         chunks, sentences = VectorSet.open(folder, "chunk"), VectorSet.open(folder, "sentence")
         if not (folder / ANN_FILE).exists():
             return cls(chunks, sentences)
-        ann = _faiss().read_index(str(folder / ANN_FILE))
         tombstones = np.load(folder / ANN_REMOVED, allow_pickle=False)
-        if ann.ntotal != len(chunks) + len(tombstones):
+        dense = cls(chunks, sentences, None, tombstones)
+        dense.graph_file = folder / ANN_FILE
+        if graph:
+            dense.load_graph()
+        return dense
+
+    def load_graph(self) -> None:
+        """Read the HNSW graph from `graph_file` if it is not in memory yet."""
+        if self.ann is not None or self.graph_file is None:
+            return
+        ann = _faiss().read_index(str(self.graph_file))
+        if ann.ntotal != len(self.chunks) + len(self.tombstones):
             raise ValueError(
-                f"{folder}: {ann.ntotal} graph vectors for {len(chunks)} chunks "
-                f"and {len(tombstones)} removed"
+                f"{self.graph_file.parent}: {ann.ntotal} graph vectors for {len(self.chunks)} "
+                f"chunks and {len(self.tombstones)} removed"
             )
-        return cls(chunks, sentences, ann, tombstones)
+        self.ann = ann
 
     def search(
         self, qvec: np.ndarray, n: int, allowed: np.ndarray | None = None
@@ -306,6 +320,7 @@ class DenseWriter:
         faiss = _faiss()
         removed = np.fromiter(self.removed["chunk"], np.int64)
         tombstones = np.union1d(self.base.tombstones, removed)
+        self.base.load_graph()  # read only now (Writer.finish checks it first)
         index = self.base.ann  # the writer's own copy of the base graph: grown in place
         if index is not None and len(tombstones) <= MAX_TOMBSTONES * (
             len(chunks) + len(tombstones)

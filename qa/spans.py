@@ -61,6 +61,9 @@ SPANS_DIR = "spans"
 _ARRAYS = ("ids", "chunks", "articles", "starts", "ends", "_run_chunk", "_run_begin", "_run_end")
 
 
+_ROWS_PER_READ = 65_536
+
+
 class SentenceSpans:
     """Every sentence's id, chunk, article and offsets, in id order.
 
@@ -100,18 +103,22 @@ class SentenceSpans:
     def __init__(self, db: sqlite3.Connection) -> None:
         cursor = db.cursor()
         cursor.row_factory = None
-        rows = cursor.execute(
-            'SELECT id, chunk_id, article_id, start, "end" FROM sentences ORDER BY id'
-        ).fetchall()
-        n = len(rows)
+        n = cursor.execute("SELECT count(*) FROM sentences").fetchone()[0]
+        self.ids, self.chunks, self.starts, self.ends = (np.zeros(n, np.int64) for _ in range(4))
+        self.articles = np.zeros(n, np.int32)
         articles: dict[str, int] = {}
-        self.ids = np.fromiter((r[0] for r in rows), np.int64, n)
-        self.chunks = np.fromiter((r[1] for r in rows), np.int64, n)
-        self.articles = np.fromiter(
-            (articles.setdefault(r[2], len(articles)) for r in rows), np.int32, n
-        )
-        self.starts = np.fromiter((r[3] for r in rows), np.int64, n)
-        self.ends = np.fromiter((r[4] for r in rows), np.int64, n)
+        # A block of rows at a time: every row as Python tuples at once held ~250
+        # bytes a sentence (220 MB at 56,000 Wikipedia articles) while publishing.
+        cursor.execute('SELECT id, chunk_id, article_id, start, "end" FROM sentences ORDER BY id')
+        lo = 0
+        while rows := cursor.fetchmany(_ROWS_PER_READ):
+            hi = lo + len(rows)
+            self.ids[lo:hi] = [r[0] for r in rows]
+            self.chunks[lo:hi] = [r[1] for r in rows]
+            self.articles[lo:hi] = [articles.setdefault(r[2], len(articles)) for r in rows]
+            self.starts[lo:hi] = [r[3] for r in rows]
+            self.ends[lo:hi] = [r[4] for r in rows]
+            lo = hi
         self.article_ids = list(articles)
         # The writer gives a chunk's sentences consecutive ids, so each chunk is
         # one run of rows: where each run begins and ends, sorted by chunk id.

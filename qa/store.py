@@ -350,13 +350,16 @@ def _check_manifest(folder: Path, chunker: ChunkerSettings) -> dict:
     return manifest
 
 
-def _load_dense(folder: Path, db: sqlite3.Connection) -> tuple[DenseIndex, int, int]:
+def _load_dense(
+    folder: Path, db: sqlite3.Connection, graph: bool = True
+) -> tuple[DenseIndex, int, int]:
     """A version's vectors (memory-mapped), checked against its metadata rows: a
-    version whose vector and row counts differ is corrupt, whoever opens it."""
+    version whose vector and row counts differ is corrupt, whoever opens it.
+    `graph`: see DenseIndex.open."""
     try:
         n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         n_sents = db.execute("SELECT count(*) FROM sentences").fetchone()[0]
-        dense = DenseIndex.open(folder)
+        dense = DenseIndex.open(folder, graph)
     except (sqlite3.Error, RuntimeError, OSError, ValueError, KeyError) as exc:
         raise IndexCorrupt(f"index version {folder} cannot be read: {exc}") from exc
     if len(dense.chunks) != n_chunks or len(dense.sentences) != n_sents:
@@ -654,7 +657,7 @@ class Writer:
                 self.db.close()
                 raise IndexCorrupt(f"index version {base} cannot be read: {exc}") from exc
             try:
-                base_dense, _, _ = _load_dense(base, self.db)
+                base_dense, _, _ = _load_dense(base, self.db, graph=False)
             except IndexCorrupt:
                 self.db.close()
                 raise
@@ -790,6 +793,10 @@ class Writer:
         )
         span_files = SentenceSpans(self.db).save(self.work)
         self.db.close()
+        try:
+            self.dense.base.load_graph()  # left on disk until now (DenseIndex.open)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise IndexCorrupt(f"the live version's HNSW graph cannot be read: {exc}") from exc
         dense_files = self.dense.finish(self.ann_min_chunks)
         self.manifest.update(counts=counts, updated=time.time())
         (self.work / "manifest.json").write_text(json.dumps(self.manifest, indent=2))

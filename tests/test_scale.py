@@ -173,3 +173,33 @@ def test_an_update_after_a_removal_keeps_vectors_and_rows_in_step(index_dir, tmp
     snap = store.open()
     assert len(snap.dense.chunks) == snap.n_chunks and snap.dense.ann.ntotal == snap.n_chunks
     assert "An added closing paragraph" in snap.article(edited["id"]).text
+
+
+@pytest.mark.directory_store
+def test_a_writer_reads_the_graph_only_to_publish_and_a_damaged_one_changes_nothing(
+    ann_seed_index, tmp_path
+):
+    import shutil
+
+    from qa.dense import DenseIndex
+    from qa.errors import IndexCorrupt
+
+    index = tmp_path / "index"
+    shutil.copytree(ann_seed_index, index)
+    store = IndexStore(index, ann_min_chunks=1)
+    live = store.current_version()
+    version = index / "versions" / live
+    # A writer opens the live vectors without the graph (held only while publishing).
+    lazy = DenseIndex.open(version, graph=False)
+    assert lazy.ann is None and lazy.graph_file is not None
+    lazy.load_graph()
+    assert lazy.ann.ntotal == len(lazy.chunks) + len(lazy.tombstones)
+
+    graph = version / "dense" / "chunks.hnsw.faiss"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("".join(wiki_lines(1)), encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match="HNSW graph cannot be read"):
+        index_paths([extra], store)
+    assert store.current_version() == live
+    assert sorted(p.name for p in (index / "versions").iterdir()) == [live]

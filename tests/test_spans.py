@@ -89,6 +89,13 @@ def test_spans_are_saved_with_the_version_and_mapped_when_it_opens(gapped_index)
     for name in ("ids", "chunks", "articles", "starts", "ends"):
         assert np.array_equal(getattr(snap.spans, name), getattr(rows, name)), name
     assert snap.spans.article_ids == rows.article_ids
+    # Rows are read a block at a time; blocks of 7 rows give the same arrays.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("qa.spans._ROWS_PER_READ", 7)
+        small = SentenceSpans(snap._db)
+    for name in ("ids", "chunks", "articles", "starts", "ends", "_run_chunk", "_run_begin"):
+        assert np.array_equal(getattr(small, name), getattr(rows, name)), name
+    assert small.article_ids == rows.article_ids
     shutil.rmtree(snap.folder / SPANS_DIR)
     older = store_at(gapped_index).open()
     assert not isinstance(older.spans.starts, np.memmap)
