@@ -84,10 +84,6 @@ def onnx_session(path: Path, threads: int | None = None, spin: bool = False):
     # not: under a server's concurrent requests the spinning took CPU from the
     # other requests (p95 at 100 answers/s: 16-19 ms without, 38-302 ms with).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    # Indexing also frees each batch's buffers instead of keeping them in an arena
-    # for the next: they would stay allocated while the version is published, the
-    # step whose memory grows with the index (bench/RESULTS.md, scale).
-    opts.enable_cpu_mem_arena = not spin
     # EXTENDED, not ALL: the layout rewrites ALL adds cost this quantised graph
     # 7-14% of its speed here (same vectors either way).
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
