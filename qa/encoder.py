@@ -111,13 +111,24 @@ class OnnxEncoder(_WordPieces):
         self.folder = folder
         self.meta = meta
         self.tokenizer = _load_tokenizer(folder / "tokenizer.json")
+        self._threads, self._bulk = threads, bulk
         self.session = onnx_session(folder / meta["onnx_file"], threads, spin=bulk)
         self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def release(self) -> None:
+        """Free the session (the model and onnxruntime's buffer arena, ~200 MB when
+        indexing) until the next `embed` loads it again (about a second): an
+        indexing run does so before it publishes a version, the step whose
+        memory grows with the index."""
+        self.session = None
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
             return out
+        if self.session is None:
+            path = self.folder / self.meta["onnx_file"]
+            self.session = onnx_session(path, self._threads, spin=self._bulk)
         # Sort by length so each batch pads to similar lengths: less wasted work.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for lo in range(0, len(order), batch_size):

@@ -70,3 +70,15 @@ def test_a_failed_export_is_a_clear_error_and_leaves_no_encoder(tmp_path):
     assert "not-a-folder" in message and "Traceback" not in message
     assert len(message.splitlines()) == 1
     assert not enc.has_onnx_encoder(dest)
+
+
+def test_a_released_encoder_loads_again_and_embeds_the_same(encoder_dir):
+    from qa.encoder import load_encoder
+
+    enc = load_encoder(encoder_dir, bulk=True)
+    texts = ["The K-SPACE platform was set up in 2021.", "Who led the delegation?"]
+    before = enc.embed(texts)
+    enc.release()  # what an indexing run does before it publishes
+    assert enc.session is None
+    assert np.allclose(enc.embed(texts), before, atol=1e-6)
+    assert enc.session is not None
