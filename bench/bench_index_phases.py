@@ -21,16 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
+from bench.bench_server import memory_mb  # noqa: E402
 
 
 def phase(index: Path) -> str:
@@ -61,7 +54,7 @@ def main() -> None:
     started = time.perf_counter()
     peaks: dict[str, float] = {}
     while proc.poll() is None:
-        now, where = rss_mb(proc.pid), phase(args.index_dir)
+        now, where = memory_mb(proc.pid, "VmRSS").get("VmRSS", 0.0), phase(args.index_dir)
         peaks[where] = max(peaks.get(where, 0.0), now)
         if args.trace:
             print(f"{time.perf_counter() - started:7.1f} s {now:7.0f} MB  {where}", flush=True)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_ask import one as cold_ask  # noqa: E402
 from bench.bench_index import dir_size, run_index  # noqa: E402
-from bench.bench_server import QUESTIONS, distinct_questions, rss_mb  # noqa: E402
+from bench.bench_server import QUESTIONS, distinct_questions, memory_mb, rss_mb  # noqa: E402
 from bench.load import run_load  # noqa: E402
 from bench.shared import find_shared  # noqa: E402
 
@@ -98,16 +98,6 @@ def build(work: Path, state: dict, target: int, step: int) -> None:
         }
         save_state(work, state)
         print(f"  {summary} (peak RSS {peak:.0f} MB)", flush=True)
-
-
-def rss_split(pid: int) -> tuple[float, float]:
-    """A process's resident memory as its own (anonymous) and mapped files', MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssFile", "RssShmem"):
-            fields[key] = int(value.split()[0]) / 1024
-    return round(fields.get("RssAnon", 0.0), 1), round(fields.get("RssFile", 0.0), 1)
 
 
 _OPEN = """
@@ -174,7 +164,9 @@ def measure_server(index: Path, questions: list[str]) -> dict:
         out["server_rss_mb_after"] = round(rss_mb(server.pid), 1)
         # Mapped index files count in RSS as they are read; the kernel can drop
         # those pages (they are the files' cache), unlike the process's own memory.
-        out["server_rss_anon_mb_after"], out["server_rss_file_mb_after"] = rss_split(server.pid)
+        split = memory_mb(server.pid, "RssAnon", "RssFile")
+        out["server_rss_anon_mb_after"] = round(split.get("RssAnon", 0.0), 1)
+        out["server_rss_file_mb_after"] = round(split.get("RssFile", 0.0), 1)
     finally:
         server.terminate()
         server.wait(timeout=30)

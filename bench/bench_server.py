@@ -59,11 +59,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def memory_mb(pid: int, *fields: str) -> dict[str, float]:
+    """Fields of /proc/PID/status (VmRSS, RssAnon, RssFile...) in MB; {} once it exited."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    found = (line.partition(":") for line in lines)
+    return {k: int(v.split()[0]) / 1024 for k, _, v in found if k in fields}
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return memory_mb(pid, "VmRSS").get("VmRSS", float("nan"))
 
 
 def main() -> None:

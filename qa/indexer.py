@@ -63,13 +63,6 @@ def ensure_encoder(store: Store, export_onnx: bool = True) -> Encoder:
     return load_encoder(store.encoder_dir, bulk=True)
 
 
-def _release(encoder: Encoder) -> None:
-    """Let the encoder free its model before the version is published."""
-    release = getattr(encoder, "release", None)
-    if release is not None:
-        release()
-
-
 def describe_encoder(encoder: Encoder) -> dict:
     meta = getattr(encoder, "meta", None)
     return {"kind": encoder.kind, **({"quantized": meta["quantized"]} if meta else {})}
@@ -271,7 +264,7 @@ def index_batches(
                     finished = False  # publish what is done, then carry on in a new version
                     break
             batch.flush()
-            _release(encoder)
+            encoder.release()  # its model is loaded again by the next embed
         if on_checkpoint and not finished:
             on_checkpoint(report())
     return report()
@@ -293,7 +286,7 @@ def rebuild_index(store: Store, *, export_onnx: bool = True) -> IndexReport:
             if records:
                 batch.add(article, records)
         batch.flush()
-        _release(encoder)
+        encoder.release()
     return IndexReport(
         updated=len(articles), chunks=chunks, seconds=round(time.perf_counter() - started, 2)
     )
