@@ -248,7 +248,10 @@ def export(net: ReaderNet, out: Path, tokenizer) -> Path:
         dynamo=False,
     )
     final = out / MODEL_FILE
-    quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8)
+    # One scale per output channel, not per matrix: on the 400 held-out questions
+    # the third reader ranked 0.750 first of four with one scale per matrix, 0.788
+    # per channel (fp32: 0.793), at the same size and speed.
+    quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()
     return final
 
@@ -274,6 +277,9 @@ def main() -> None:
     ap.add_argument(
         "--offset", type=int, default=0, help="skip this many training questions (seen by --init)"
     )
+    ap.add_argument(
+        "--extra", type=Path, nargs="*", default=[], help="more pairs, trained on (never held out)"
+    )
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -284,6 +290,9 @@ def main() -> None:
     rng.shuffle(groups)
     first = args.held_out + args.offset
     held, train = groups[: args.held_out], groups[first : first + args.questions]
+    for extra in args.extra:
+        # Added to the slice, outside the seeded shuffle: held-out stays the same.
+        train += load_groups(extra)
     net = ReaderNet(packaged_model_path(), args.layers)
     if args.init:
         # Continue a finished run on questions it never saw: same held-out set
