@@ -31,15 +31,12 @@ import numpy as np
 
 from qa.quotes import FEATURES, ScoreModel
 from training import squad
-from training.train_reader import GROUP, load_groups
+from training.train_reader import GROUP, load_groups, split
 
 
 def _slice(pairs: Path, seed: int, held_out: int, offset: int, n: int) -> list[list[dict]]:
     """The questions `train_reader --offset offset --questions n` trains on."""
-    groups = load_groups(pairs)
-    random.Random(seed).shuffle(groups)
-    first = held_out + offset
-    return groups[first : first + n]
+    return split(load_groups(pairs), random.Random(seed), held_out, offset, n)[1]
 
 
 def prepare(args) -> None:

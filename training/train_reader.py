@@ -113,6 +113,16 @@ def load_groups(path: Path) -> list[list[dict]]:
     return [g for g in groups.values() if len(g) == GROUP]
 
 
+def split(
+    groups: list[list[dict]], rng: random.Random, held_out: int, offset: int, n: int
+) -> tuple[list[list[dict]], list[list[dict]]]:
+    """The held-out questions and the `n` trained on after skipping `offset`, from
+    one seeded shuffle: every run (and training.pipeline_pairs) slices the same order."""
+    rng.shuffle(groups)
+    first = held_out + offset
+    return groups[:held_out], groups[first : first + n]
+
+
 def token_span(pair, span) -> tuple[int, int] | None:
     """The answer's first and last token positions in the encoded pair."""
     a, b = span
@@ -286,10 +296,7 @@ def main() -> None:
     torch.set_num_threads(2)
     rng = random.Random(args.seed)
     tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
-    groups = load_groups(args.pairs)
-    rng.shuffle(groups)
-    first = args.held_out + args.offset
-    held, train = groups[: args.held_out], groups[first : first + args.questions]
+    held, train = split(load_groups(args.pairs), rng, args.held_out, args.offset, args.questions)
     for extra in args.extra:
         # Added to the slice, outside the seeded shuffle: held-out stays the same.
         train += load_groups(extra)
