@@ -81,3 +81,22 @@ def test_a_question_without_candidates_is_left_as_mined():
         [_group("q3")], [empty], {"q3": PARAGRAPH}, removed_share=1.0, rng=random.Random(0)
     )
     assert replaced == {} and removed == []
+
+
+def test_mixing_keeps_bm25_negatives_after_the_pipeline_ones():
+    texts = ["The bridge opened in 1124.", "BM25 pick 0.", "The second bridge opened in spring."]
+    row = _gathered(texts, [0.9, 0.8, 0.7], right=0)
+    replaced, _ = near_misses(
+        [_group("q4")],
+        [row],
+        {"q4": PARAGRAPH},
+        removed_share=0.0,
+        rng=random.Random(0),
+        pipeline=1,
+    )
+    # The pipeline's best wrong candidate, then BM25's picks without repeating it.
+    assert [p["sentence"] for p in replaced["q4"][1:]] == [
+        "BM25 pick 0.",
+        "BM25 pick 1.",
+        "BM25 pick 2.",
+    ]

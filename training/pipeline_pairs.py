@@ -67,10 +67,12 @@ def near_misses(
     paragraph_of: dict[str, str],
     removed_share: float,
     rng: random.Random,
+    pipeline: int = GROUP - 1,
 ) -> tuple[dict[str, list[dict]], list[list[dict]]]:
-    """Each question's group with its negatives swapped for the first score's best
-    wrong candidates; and, for `removed_share` of them, a group of four negatives
-    asking the same question with its own paragraph taken out."""
+    """Each question's group with its first `pipeline` negatives swapped for the
+    first score's best wrong candidates (the rest stay BM25's); and, for
+    `removed_share` of them, a group of four negatives asking the same question
+    with its own paragraph taken out."""
     weights = np.asarray(ScoreModel().weights)
     replaced: dict[str, list[dict]] = {}
     removed: list[list[dict]] = []
@@ -80,9 +82,10 @@ def near_misses(
         z = row["features"][:, : len(FEATURES)] @ weights
         ranked = [int(i) for i in np.argsort(-z, kind="stable") if not row["labels"][i]]
         qid = g[0]["qid"]
-        negatives = [_negative(g[0], row, i, qid) for i in ranked[: GROUP - 1]]
-        old = [r for r in g if not r["label"]]
-        negatives += old[: GROUP - 1 - len(negatives)]  # too few candidates: keep BM25's
+        negatives = [_negative(g[0], row, i, qid) for i in ranked[:pipeline]]
+        taken = {r["sentence"] for r in negatives}
+        old = [r for r in g if not r["label"] and r["sentence"] not in taken]
+        negatives += old[: GROUP - 1 - len(negatives)]  # the rest, or too few candidates: BM25's
         replaced[qid] = [next(r for r in g if r["label"]), *negatives]
         if rng.random() < removed_share:
             # On topic, no answer: with its paragraph gone, the best candidates
@@ -104,7 +107,7 @@ def build(args) -> None:
         q.qid: p.text for a in squad.load(args.shared) for p in a.paragraphs for q in p.questions
     }
     replaced, removed = near_misses(
-        groups, gathered, paragraph_of, args.removed, random.Random(args.seed)
+        groups, gathered, paragraph_of, args.removed, random.Random(args.seed), args.pipeline
     )
     # The same questions in the same order, so train_reader's seeded shuffle (and
     # so its held-out questions and --offset slice) does not move.
@@ -143,6 +146,12 @@ def main() -> None:
     ap.add_argument("--gather", type=Path, help="training.gather over DIR/questions.json")
     ap.add_argument(
         "--removed", type=float, default=0.0, help="share also asked without their paragraph"
+    )
+    ap.add_argument(
+        "--pipeline",
+        type=int,
+        default=GROUP - 1,
+        help="negatives taken from the pipeline (rest BM25)",
     )
     ap.add_argument("--removed-out", type=Path, help="where those groups go (train_reader --extra)")
     ap.add_argument("--out", type=Path, required=True)
