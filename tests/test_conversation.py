@@ -65,15 +65,11 @@ def test_he_after_a_who_question_is_the_person_the_answer_named(answerer):
     assert "Noh Yun-hong" in _who_then_he(answerer).standalone_question
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the third reader (training/README.md) does not rate 'Our goal is to establish "
-    "pharmaceutical sovereignty' when read; the first score ranks it third",
-)
 def test_the_follow_up_about_him_quotes_his_goal(answerer):
     # The scorer fitted on SQuAD train ranks "Our goal is to establish pharmaceutical
     # sovereignty" below a sentence with "establishing itself" (see test_answering's
-    # KNOWN_MISSES); the second reader still put it among the three quotes.
+    # KNOWN_MISSES); the reader, reading two, puts it among the three quotes (the
+    # reader of run 3 did not: a known miss until run 6, training/README.md).
     assert any("pharmaceutical sovereignty" in q.text for q in _who_then_he(answerer).quotes)
 
 
