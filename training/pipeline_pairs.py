@@ -151,6 +151,7 @@ def main() -> None:
         "--pipeline",
         type=int,
         default=GROUP - 1,
+        choices=range(GROUP),
         help="negatives taken from the pipeline (rest BM25)",
     )
     ap.add_argument("--removed-out", type=Path, help="where those groups go (train_reader --extra)")
