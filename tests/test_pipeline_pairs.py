@@ -3,12 +3,20 @@ misses (training/pipeline_pairs.py): the wrong candidates the shipped first
 score ranks highest replace the BM25 ones, and a question asked again without
 its paragraph gets only candidates from elsewhere."""
 
+import json
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qa.quotes import FEATURES
 from training.pipeline_pairs import near_misses
+from training.train_reader import load_groups
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PARAGRAPH = "The bridge opened in 1124. Roman engineers built it. Its toll was a penny."
 
@@ -100,3 +108,32 @@ def test_mixing_keeps_bm25_negatives_after_the_pipeline_ones():
         "BM25 pick 1.",
         "BM25 pick 2.",
     ]
+
+
+def test_a_missing_or_malformed_pairs_file_stops_with_its_name(tmp_path):
+    with pytest.raises(SystemExit, match=r"absent\.jsonl: cannot read it"):
+        load_groups(tmp_path / "absent.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"qid": "q1", "label": 1}\n{not json\n')
+    with pytest.raises(SystemExit, match=r"bad\.jsonl:2: not a reader pair"):
+        load_groups(bad)
+
+
+def test_build_with_a_corrupt_gather_file_writes_nothing(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in _group("q1")))
+    gather = tmp_path / "gather.pkl"
+    gather.write_bytes(b"not a pickle")
+    out = tmp_path / "out.jsonl"
+    argv = ["--pairs", str(pairs), "--gather", str(gather), "--offset", "0"]
+    argv += ["--questions", "1", "--held-out", "0", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "training.pipeline_pairs", "build", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 1
+    assert "gather.pkl: not a training.gather file" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists()

@@ -99,8 +99,10 @@ def near_misses(
 
 def build(args) -> None:
     groups = _slice(args.pairs, args.seed, args.held_out, args.offset, args.questions)
-    with args.gather.open("rb") as f:
-        gathered = pickle.load(f)
+    try:
+        gathered = pickle.loads(args.gather.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError) as e:
+        raise SystemExit(f"{args.gather}: not a training.gather file ({e})") from None
     if len(gathered) != len(groups):
         raise SystemExit(f"{args.gather}: {len(gathered)} questions, expected {len(groups)}")
     paragraph_of = {

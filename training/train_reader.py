@@ -105,11 +105,19 @@ def load_onnx_weights(net: ReaderNet, path: Path) -> None:
 
 
 def load_groups(path: Path) -> list[list[dict]]:
+    """Pairs grouped by question; a missing or malformed file stops with a message
+    naming it (and the line), before anything is trained or written."""
     groups: dict[str, list[dict]] = {}
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            groups.setdefault(row["qid"], []).append(row)
+    try:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    groups.setdefault(row["qid"], []).append(row)
+                except (ValueError, KeyError, TypeError) as e:
+                    raise SystemExit(f"{path}:{n}: not a reader pair ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"{path}: cannot read it ({e})") from None
     return [g for g in groups.values() if len(g) == GROUP]
 
 
