@@ -116,9 +116,10 @@ class ReaderBlend:
 # SQuAD-train questions; see training/README.md.
 BLEND = ReaderBlend(first=0.444, reader=0.570, span=0.145, bias=-1.142)
 
-# Candidates the reader reads per question, the first score's best. Reading 2
-# gave cross-validated top-1 0.737 on the fit set, 6 gave 0.745 (1: 0.721, the
-# first score alone 0.719); each one read costs ~8 ms here (no VNNI int8).
+# Candidates the reader reads per question, the first score's best. With the
+# shipped reader, cross-validated top-1 on the fit set: 1 read 0.721, 2 0.765,
+# 4 0.777, but on-topic refusal falls as more are read (0.633 -> 0.614) and each
+# costs ~4 ms with VNNI int8 (~8 ms without); see training/README.md.
 READ = 2
 
 

@@ -53,7 +53,9 @@ def test_a_fragment_borrows_the_previous_question(answerer):
     assert "AI-based drug development platform" in top(follow)
 
 
-def _who_then_he(answerer):
+@pytest.fixture(scope="module")
+def who_then_he(answerer):
+    """The follow-up of a who-question, asked once for the two tests below."""
     return converse(
         answerer,
         "Who is the chairman of the Korea Pharmaceutical and Bio-Pharma Manufacturers Association?",
@@ -61,16 +63,16 @@ def _who_then_he(answerer):
     )[-1]
 
 
-def test_he_after_a_who_question_is_the_person_the_answer_named(answerer):
-    assert "Noh Yun-hong" in _who_then_he(answerer).standalone_question
+def test_he_after_a_who_question_is_the_person_the_answer_named(who_then_he):
+    assert "Noh Yun-hong" in who_then_he.standalone_question
 
 
-def test_the_follow_up_about_him_quotes_his_goal(answerer):
+def test_the_follow_up_about_him_quotes_his_goal(who_then_he):
     # The scorer fitted on SQuAD train ranks "Our goal is to establish pharmaceutical
     # sovereignty" below a sentence with "establishing itself" (see test_answering's
     # KNOWN_MISSES); the reader, reading two, puts it among the three quotes (the
     # reader of run 3 did not: a known miss until run 6, training/README.md).
-    assert any("pharmaceutical sovereignty" in q.text for q in _who_then_he(answerer).quotes)
+    assert any("pharmaceutical sovereignty" in q.text for q in who_then_he.quotes)
 
 
 def test_a_question_about_the_answer_is_searched_with_that_answer(answerer):
