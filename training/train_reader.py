@@ -104,6 +104,25 @@ def load_onnx_weights(net: ReaderNet, path: Path) -> None:
     net.load_state_dict(state)
 
 
+def load_checkpoint(net: ReaderNet, path: Path) -> None:
+    """Start from a finished run's weights. A run with fewer layers grows into
+    `net`: its layers and heads are kept and the layers above them stay the
+    packaged encoder's, so a deeper reader starts from what a shallower one
+    learnt instead of from scratch."""
+    state = torch.load(path, weights_only=False)["net"]
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    below = len(net.encoder.encoder.layer)
+    grown = [k for k in missing if k.startswith("encoder.encoder.layer.")]
+    if unexpected or len(grown) != len(missing):
+        raise SystemExit(
+            f"{path}: does not fit a {below}-layer reader "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
+    if grown:
+        layers = sorted({int(k.split(".")[3]) for k in grown})
+        print(f"grown from {path}: layers {layers} are the packaged encoder's", flush=True)
+
+
 def load_groups(path: Path) -> list[list[dict]]:
     """Pairs grouped by question; a missing or malformed file stops with a message
     naming it (and the line), before anything is trained or written."""
@@ -312,7 +331,7 @@ def main() -> None:
     if args.init:
         # Continue a finished run on questions it never saw: same held-out set
         # (the shuffle is seeded), a new learning-rate schedule.
-        net.load_state_dict(torch.load(args.init, weights_only=False)["net"])
+        load_checkpoint(net, args.init)
     elif args.init_onnx:
         load_onnx_weights(net, args.init_onnx)
     args.work.mkdir(parents=True, exist_ok=True)
