@@ -57,7 +57,8 @@ def target_id(i: int) -> str:
 
 
 def target_question(i: int) -> str:
-    return f"What colour did the keeper paint the {PLACES[i]} lighthouse?"
+    # Named after the keeper too: the sentence that answers calls the tower "it".
+    return f"What colour did {KEEPERS[i]} paint the {PLACES[i]} lighthouse?"
 
 
 def write_targets(path: Path) -> Path:
