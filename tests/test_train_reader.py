@@ -34,3 +34,13 @@ def test_a_deeper_run_does_not_fit_a_shallower_reader(two_layer_run):
     net = ReaderNet(packaged_model_path(), layers=1)
     with pytest.raises(SystemExit, match="does not fit a 1-layer reader"):
         load_checkpoint(net, two_layer_run)
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint", b""])
+def test_a_missing_or_corrupt_checkpoint_stops_with_its_name(tmp_path, content):
+    path = tmp_path / "checkpoint.pt"
+    if content is not None:
+        path.write_bytes(content)
+    net = ReaderNet(packaged_model_path(), layers=1)
+    with pytest.raises(SystemExit, match=r"checkpoint\.pt: not a train_reader checkpoint"):
+        load_checkpoint(net, path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import random
 import time
 from pathlib import Path
@@ -109,13 +110,15 @@ def load_checkpoint(net: ReaderNet, path: Path) -> None:
     `net`: its layers and heads are kept and the layers above them stay the
     packaged encoder's, so a deeper reader starts from what a shallower one
     learnt instead of from scratch."""
-    state = torch.load(path, weights_only=False)["net"]
+    try:
+        state = torch.load(path, weights_only=False)["net"]
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a train_reader checkpoint ({e!r})") from None
     missing, unexpected = net.load_state_dict(state, strict=False)
-    below = len(net.encoder.encoder.layer)
     grown = [k for k in missing if k.startswith("encoder.encoder.layer.")]
     if unexpected or len(grown) != len(missing):
         raise SystemExit(
-            f"{path}: does not fit a {below}-layer reader "
+            f"{path}: does not fit a {len(net.encoder.encoder.layer)}-layer reader "
             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
         )
     if grown:
