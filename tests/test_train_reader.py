@@ -1,11 +1,15 @@
 """Starting a reader run from a finished one (training/train_reader.py --init):
-a shallower run grows into a deeper reader, never the other way round."""
+a shallower run grows into a deeper reader, never the other way round; and the
+exported graph (--init-onnx) reads back as the weights that were exported."""
 
+import numpy as np
+import onnx
 import pytest
 import torch
 
 from qa.encoder import packaged_model_path
-from training.train_reader import ReaderNet, load_checkpoint
+from qa.reader import Reader, encode_pairs, load_tokenizer, pad
+from training.train_reader import ReaderNet, export, load_checkpoint, load_onnx_weights
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +48,68 @@ def test_a_missing_or_corrupt_checkpoint_stops_with_its_name(tmp_path, content):
     net = ReaderNet(packaged_model_path(), layers=1)
     with pytest.raises(SystemExit, match=r"checkpoint\.pt: not a train_reader checkpoint"):
         load_checkpoint(net, path)
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    """A one-layer reader with weights of its own, exported as answering loads it."""
+    torch.manual_seed(3)
+    net = ReaderNet(packaged_model_path(), layers=1)
+    with torch.no_grad():
+        net.relevance.weight.normal_(0, 0.1)
+        net.encoder.encoder.layer[0].attention.self.key.weight.mul_(1.5)
+        net.encoder.encoder.layer[0].attention.self.value.bias.fill_(0.25)
+    tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
+    path = export(net, tmp_path_factory.mktemp("out"), tokenizer)
+    return net, path
+
+
+def test_the_export_is_one_fused_int8_graph(exported_run):
+    _, path = exported_run
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("QAttention") == 1  # one layer: one attention operator
+    assert "MatMul" not in ops  # every product is int8
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no fp32 left behind
+
+
+def test_an_exported_reader_loads_back_as_its_weights(exported_run):
+    net, path = exported_run
+    back = ReaderNet(packaged_model_path(), layers=1)
+    load_onnx_weights(back, path)
+    want, got = net.state_dict(), back.state_dict()
+    for key in want:
+        if key.startswith("encoder.pooler."):
+            continue
+        # int8: within a step of the matrix's range
+        assert torch.allclose(got[key], want[key], atol=float(want[key].abs().max()) / 100), key
+    layer = back.encoder.encoder.layer[0].attention.self
+    assert torch.all(layer.value.bias == 0.25)  # the value third of the fused bias, kept in float
+
+
+def test_the_exported_graph_reads_as_the_network_does(exported_run):
+    net, path = exported_run
+    question, sentences = "Who wrote it?", ["She wrote the book in 1990.", "It rained."]
+    before = ["A book about the sea.", ""]
+    readings = Reader(path).read(question, sentences, before)
+    tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
+    ids, types, mask = (
+        torch.from_numpy(x) for x in pad(encode_pairs(tokenizer, question, sentences, before))
+    )
+    with torch.no_grad():
+        rel, _, _ = net(ids, mask, types)
+    assert np.allclose([r.logit for r in readings], rel.numpy(), atol=0.1)
+
+
+@pytest.mark.parametrize("content", [None, b"not a graph", b""])
+def test_a_missing_or_corrupt_graph_stops_with_its_name(tmp_path, content):
+    path = tmp_path / "reader.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit, match=r"reader\.onnx: not an exported reader"):
+        load_onnx_weights(ReaderNet(packaged_model_path(), layers=1), path)
+
+
+def test_a_shallower_graph_does_not_fill_a_deeper_reader(exported_run):
+    _, path = exported_run
+    with pytest.raises(SystemExit, match="not an exported reader of this depth"):
+        load_onnx_weights(ReaderNet(packaged_model_path(), layers=2), path)
