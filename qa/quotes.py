@@ -87,7 +87,7 @@ class ScoreModel:
         1.997, 2.291, 1.588, 1.864, 0.461, 0.502, 1.775, 1.373, -0.692,
         0.255, 0.552, 0.607, 0.210, 0.346, 0.537, 0.098, -0.603, 0.430,
     )  # fmt: skip
-    bias: float = -7.581
+    bias: float = -7.600
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         return features @ np.asarray(self.weights) + self.bias
@@ -114,12 +114,13 @@ class ReaderBlend:
 
 # Fitted by training/fit_scorer.py (--read 2) on 4,000 fit and 2,000 off-topic
 # SQuAD-train questions; see training/README.md.
-BLEND = ReaderBlend(first=0.444, reader=0.570, span=0.145, bias=-1.142)
+BLEND = ReaderBlend(first=0.406, reader=0.606, span=0.142, bias=-1.484)
 
 # Candidates the reader reads per question, the first score's best. With the
-# shipped reader, cross-validated top-1 on the fit set: 1 read 0.721, 2 0.765,
-# 4 0.777, but on-topic refusal falls as more are read (0.633 -> 0.614) and each
-# costs ~4 ms with VNNI int8 (~8 ms without); see training/README.md.
+# shipped reader, cross-validated top-1 on the fit set: 1 read 0.721, 2 0.773.
+# The four-layer sixth reader gained 0.012 more from 4, but refused less on
+# topic (0.633 -> 0.614), and six layers cost ~4-5 ms a candidate with VNNI
+# int8; see training/README.md.
 READ = 2
 
 

@@ -8,12 +8,13 @@ logit is one signal of the quote scorer (`qa.quotes`), never the ranking alone.
 
 Input layout, shared by training and answering so both see the same tokens:
 
-    [CLS] question [SEP] sentence [SEP] the previous sentence's last words [SEP]
+    [CLS] question [SEP] sentence [SEP] the previous sentence's first words [SEP]
 
-Segment 0 is the question, segment 1 the rest. The previous sentence carries
-what "he", "it" or "the company" in the candidate refers to. Outputs: one
-relevance logit per pair, and start/end logits over the sentence's tokens for
-the highlight (the words that answer).
+Segment 0 is the question, segment 1 the rest. The previous sentence's opening
+usually names what "he", "its" or "the company" in the candidate refers to
+("The Quillmarsh lighthouse stands ..." before "In 1911 its keeper painted
+..."). Outputs: one relevance logit per pair, and start/end logits over the
+sentence's tokens for the highlight (the words that answer).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ MODEL_DIR = Path(__file__).resolve().parent / "reader_model"
 MODEL_FILE = "reader-int8.onnx"
 QUESTION_TOKENS = 32  # a question longer than this is cut (rare: most are 10-20)
 SENTENCE_TOKENS = 72  # the candidate sentence, cut at its end when longer
-CONTEXT_TOKENS = 20  # the tail of the sentence before it
+# The opening of the sentence before it, where news prose names its subject.
+# Readers up to run 9 read its last 20 word pieces; the shipped one (run 12)
+# its first 10, so its six layers read fewer word pieces than four layers did
+# (training/README.md, "Runs 11 and 12").
+CONTEXT_TOKENS = 10
 MAX_ANSWER_TOKENS = 24  # the longest highlight considered
 
 
@@ -66,7 +71,7 @@ def encode_pairs(
     pairs = []
     for s, c in zip(sents, ctxs, strict=True):
         sids = s.ids[:SENTENCE_TOKENS]
-        cids = c.ids[-CONTEXT_TOKENS:] if c.ids else []
+        cids = c.ids[:CONTEXT_TOKENS]
         tail = [*sids, sep, *cids, sep] if cids else [*sids, sep]
         pairs.append(
             Pair(

@@ -18,11 +18,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qa.answering import Answerer
+from qa.evaluation import contains_answer, load_questions
 from qa.settings import Settings
 from qa.web.app import create_app
-from tests.conftest import PROJECT, SEED_DIR
+from tests.conftest import PROJECT, SEED_DIR, SEED_QUESTIONS
 
 QUESTION = "What is K-SPACE?"
+# What the seed set accepts: the platform's expansion or what it is for. Over the
+# seed article alone the sentence about what it will do comes first, the one
+# saying what it was established for second (both say "new drug development
+# ecosystem"); which one depends on the reader, not on the store.
+ANSWERS = next(q.answers for q in load_questions(SEED_QUESTIONS) if q.question == QUESTION)
 
 
 def qa(*args: str) -> subprocess.CompletedProcess:
@@ -67,7 +73,7 @@ def test_qa_ask_on_milvus_gives_the_directory_stores_top_quote(milvus_seed, seed
     in_directory = Answerer(Settings(index_dir=seed_index, store=None)).ask(QUESTION)
     assert on_milvus["answered"] and in_directory.answered
     assert _top(on_milvus) == _top(in_directory.model_dump())
-    assert "K-Space Platform" in on_milvus["quotes"][0]["text"]
+    assert contains_answer(on_milvus["quotes"][0]["text"], ANSWERS)
     listed = qa("articles", "list", "--json", "--index-dir", str(local), "--store", uri)
     assert [a["chunks"] for a in json.loads(listed.stdout)] == [
         a.chunks for a in Answerer(Settings(index_dir=seed_index, store=None)).snapshot().articles()
@@ -82,7 +88,7 @@ def test_the_api_answers_from_the_milvus_store_its_settings_name(milvus_seed):
         health = client.get("/api/health").json()
     assert resp.status_code == 200
     answer = resp.json()
-    assert answer["answered"] and "K-Space Platform" in answer["quotes"][0]["text"]
+    assert answer["answered"] and contains_answer(answer["quotes"][0]["text"], ANSWERS)
     assert health["store"] == "milvus" and health["store_uri"] == uri
     assert health["articles"] == 1 and health["chunks"] > 1
 
