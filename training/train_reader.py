@@ -64,7 +64,7 @@ def load_onnx_weights(net: ReaderNet, path: Path) -> None:
 
     The shipped reader's PyTorch checkpoint is not kept (training/README.md),
     so a run that continues it starts from its ONNX graph, fused (what `export`
-    writes now) or not (the readers before the seventh). A quantised matrix is
+    writes since run 11) or not (runs up to 10). A quantised matrix is
     found by the module path ONNX names its product after; a fused attention
     holds its layer's query, key and value matrices side by side. The frozen
     word-piece embeddings stay the packaged encoder's (never trained). Anything
