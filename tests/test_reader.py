@@ -48,6 +48,24 @@ def test_reader_prefers_the_sentence_that_answers(reader):
     assert len(sentences[1][a:b].split()) <= 6
 
 
+def test_the_sentence_before_says_what_its_refers_to(reader):
+    # News prose names its subject once, then says "its keeper": the reader reads
+    # the opening of the sentence before, so this sentence answers about the
+    # lighthouse named there and not about another one.
+    question = "What colour did the keeper paint the Quillmarsh lighthouse?"
+    sentence = (
+        "In 1911 its keeper, Edda Thornquist, painted the whole tower vermilion so that "
+        "fishing boats could find it in the sea fog."
+    )
+    (named,) = reader.read(
+        question, [sentence], ["The Quillmarsh lighthouse stands on a shingle bank by the harbour."]
+    )
+    (other,) = reader.read(
+        question, [sentence], ["The Ardcorran lighthouse stands on a shingle bank by the harbour."]
+    )
+    assert named.logit > other.logit + 1.0, (named.logit, other.logit)
+
+
 def test_answers_carry_highlights_inside_their_quotes(answerer, seed_index):
     snap = store_at(seed_index).open()
     highlighted = 0
