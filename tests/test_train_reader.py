@@ -9,7 +9,14 @@ import torch
 
 from qa.encoder import packaged_model_path
 from qa.reader import Reader, encode_pairs, load_tokenizer, pad
-from training.train_reader import ReaderNet, export, load_checkpoint, load_onnx_weights
+from training.train_reader import (
+    ReaderNet,
+    export,
+    load_checkpoint,
+    load_onnx_weights,
+    loss_of,
+    make_batch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +120,46 @@ def test_a_shallower_graph_does_not_fill_a_deeper_reader(exported_run):
     _, path = exported_run
     with pytest.raises(SystemExit, match="not an exported reader of this depth"):
         load_onnx_weights(ReaderNet(packaged_model_path(), layers=2), path)
+
+
+def _question_groups() -> list[list[dict]]:
+    """Two questions of four pairs each (the answer and three near misses), as
+    mine_reader_pairs writes them, and one asked without its paragraph (no answer)."""
+
+    def pair(question, sentence, label, span=None):
+        return {"question": question, "sentence": sentence, "before": "", "label": label,
+                "span": span}  # fmt: skip
+
+    q1, q2 = "When was the bridge opened?", "Who designed the bridge?"
+    return [
+        [
+            pair(q1, "The bridge was opened in 1932.", 1, (27, 31)),
+            pair(q1, "The bridge is painted red.", 0),
+            pair(q1, "The bridge carries a railway.", 0),
+            pair(q1, "Tolls were abolished later.", 0),
+        ],
+        [
+            pair(q2, "It was designed by Ada Brunel.", 1, (19, 29)),
+            pair(q2, "The bridge was opened in 1932.", 0),
+            pair(q2, "The bridge is painted red.", 0),
+            pair(q2, "The bridge carries a railway.", 0),
+        ],
+        [pair(q2, s, 0) for s in ("A.", "The river is wide.", "Boats pass.", "It rained.")],
+    ]
+
+
+def test_the_listwise_loss_makes_each_answer_beat_its_near_misses():
+    tokenizer = load_tokenizer(packaged_model_path() / "tokenizer.json")
+    net = ReaderNet(packaged_model_path(), layers=1)
+    net.eval()  # no dropout: the two losses see the same logits
+    batch = make_batch(tokenizer, _question_groups())
+    plain, plain_bce = loss_of(net, batch)
+    ranked, ranked_bce = loss_of(net, batch, listwise=1.0)
+    # The same relevance part is logged; the softmax adds a positive term
+    # (cross-entropy over four), and the group without an answer is left out of it.
+    assert ranked_bce == pytest.approx(plain_bce)
+    assert ranked.item() > plain.item()
+    assert torch.isfinite(ranked)
+    ranked.backward()
+    assert net.relevance.weight.grad is not None
+    assert torch.isfinite(net.relevance.weight.grad).all()

@@ -217,18 +217,30 @@ def make_batch(tokenizer, groups: list[list[dict]]):
     )
 
 
-def loss_of(net, batch):
+def loss_of(net, batch, listwise: float = 0.0):
+    """The training loss, and its binary relevance part (what the log shows).
+    `listwise`: the weight of a softmax over each question's GROUP pairs, so the
+    answer must also beat the sentences it was mined against, not only clear a
+    bar of its own (run 17; training/README.md)."""
     ids, mask, types, labels, starts, ends, allowed = batch
     rel, s, e = net(ids, mask, types)
     bce = nn.functional.binary_cross_entropy_with_logits(rel, labels)
+    relevance = bce
+    if listwise:
+        groups, right = rel.view(-1, GROUP), labels.view(-1, GROUP)
+        has = right.sum(1) == 1  # a question asked without its paragraph has no answer
+        if has.any():
+            relevance = bce + listwise * nn.functional.cross_entropy(
+                groups[has], right[has].argmax(1)
+            )
     s = s.masked_fill(~allowed, -1e4)
     e = e.masked_fill(~allowed, -1e4)
     if not (starts >= 0).any():  # no answer span in this batch (rewritten questions only)
-        return bce, bce.item()
+        return relevance, bce.item()
     ce = nn.functional.cross_entropy(s, starts, ignore_index=-100) + nn.functional.cross_entropy(
         e, ends, ignore_index=-100
     )
-    return bce + 0.25 * ce, bce.item()
+    return relevance + 0.25 * ce, bce.item()
 
 
 def batches(groups, per_batch, rng):
@@ -360,6 +372,12 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--listwise",
+        type=float,
+        default=0.0,
+        help="weight of a softmax over each question's pairs (0: each pair alone)",
+    )
     ap.add_argument("--layers", type=int, default=4, help="encoder layers kept (of 6)")
     ap.add_argument(
         "--init", type=Path, help="start from this checkpoint's weights (a fresh optimiser)"
@@ -411,7 +429,7 @@ def main() -> None:
         net.train()
         started, seen, running = time.time(), 0, []
         for step in range(done, steps):
-            loss, bce = loss_of(net, make_batch(tokenizer, plan[step]))
+            loss, bce = loss_of(net, make_batch(tokenizer, plan[step]), args.listwise)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
