@@ -48,9 +48,9 @@ class Pair:
 
 
 def load_tokenizer(path: Path):
-    """The encoder's tokenizer without its truncation (qa.encoder's cuts at 256
-    pieces): the context is the *last* pieces of the sentence before, and
-    training and answering must cut the same way."""
+    """The encoder's tokenizer without its padding and truncation (qa.encoder's
+    pads a batch and cuts at 256 pieces): `encode_pairs` cuts each part itself,
+    so training and answering cut the same way whatever the tokenizer file says."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))

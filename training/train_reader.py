@@ -221,7 +221,7 @@ def loss_of(net, batch, listwise: float = 0.0):
     """The training loss, and its binary relevance part (what the log shows).
     `listwise`: the weight of a softmax over each question's GROUP pairs, so the
     answer must also beat the sentences it was mined against, not only clear a
-    bar of its own (run 17; training/README.md)."""
+    bar of its own (runs 15-17; training/README.md)."""
     ids, mask, types, labels, starts, ends, allowed = batch
     rel, s, e = net(ids, mask, types)
     bce = nn.functional.binary_cross_entropy_with_logits(rel, labels)
