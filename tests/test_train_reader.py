@@ -2,6 +2,9 @@
 a shallower run grows into a deeper reader, never the other way round; and the
 exported graph (--init-onnx) reads back as the weights that were exported."""
 
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import pytest
@@ -9,6 +12,7 @@ import torch
 
 from qa.encoder import packaged_model_path
 from qa.reader import Reader, encode_pairs, load_tokenizer, pad
+from tests.conftest import PROJECT
 from training.train_reader import (
     ReaderNet,
     export,
@@ -163,3 +167,16 @@ def test_the_listwise_loss_makes_each_answer_beat_its_near_misses():
     ranked.backward()
     assert net.relevance.weight.grad is not None
     assert torch.isfinite(net.relevance.weight.grad).all()
+
+
+@pytest.mark.parametrize("weight", ["-1", "nan", "inf", "heavy"])
+def test_a_listwise_weight_that_is_not_a_weight_stops_before_anything_is_written(tmp_path, weight):
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, "-m", "training.train_reader", "--pairs", str(tmp_path / "pairs.jsonl"),
+         "--work", str(work), "--out", str(tmp_path / "out"), "--listwise", weight],
+        capture_output=True, text=True, cwd=PROJECT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--listwise" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

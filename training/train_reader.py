@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pickle
 import random
 import time
@@ -390,6 +391,9 @@ def main() -> None:
         "--extra", type=Path, nargs="*", default=[], help="more pairs, trained on (never held out)"
     )
     args = ap.parse_args()
+    if not (math.isfinite(args.listwise) and args.listwise >= 0):
+        # A negative weight would teach the reader to rank the answer last.
+        ap.error(f"--listwise must be a finite number of 0 or more, not {args.listwise}")
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
