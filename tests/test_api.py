@@ -544,6 +544,8 @@ def test_widget_script_is_served_as_javascript(client):
     assert resp.headers["content-type"].startswith("text/javascript")
     assert resp.headers["cross-origin-resource-policy"] == "cross-origin"
     assert "attachShadow" in resp.text
+    # One file: the quote pieces shared with the chat page are inside it.
+    assert "function quoteWords(" in resp.text and "qaQuoteParts" in resp.text
 
 
 # -- concurrency -----------------------------------------------------------------------------

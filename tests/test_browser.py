@@ -258,6 +258,8 @@ def test_widget_on_another_origin_answers_with_citation_links(server, site, cont
     # The host page's hostile CSS did not leak in.
     style = quote.evaluate("el => [getComputedStyle(el).color, getComputedStyle(el).letterSpacing]")
     assert style[0] != "rgb(255, 0, 255)" and style[1] == "normal", style
+    # The pieces it shares with the chat page came inside its own closure: no global.
+    assert page.evaluate("typeof window.qaQuoteParts") == "undefined"
 
     with context.expect_page() as opened:
         link.click()

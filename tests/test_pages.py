@@ -286,7 +286,7 @@ def test_static_assets_are_served(client):
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
 
 
-@pytest.mark.parametrize("path", ["static/chat.js", "widget/qa-widget.js"])
+@pytest.mark.parametrize("path", ["static/chat.js", "static/quote-parts.js", "widget/qa-widget.js"])
 def test_scripts_never_parse_html(path):
     source = (WEB / path).read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):

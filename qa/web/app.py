@@ -121,9 +121,18 @@ class _McpEndpoint:
         await scope["app"].state.mcp_http(scope, receive, send)
 
 
+def widget_script() -> bytes:
+    """The widget as one script: the quote pieces it shares with the chat page
+    (static/quote-parts.js) and the widget itself, in one closure, so a site that
+    embeds it gets one file and no global of ours."""
+    parts = asset_bytes("static", "quote-parts.js")
+    widget = asset_bytes("widget", "qa-widget.js")
+    return b"(function () {\n" + parts + b"\n" + widget + b"})();\n"
+
+
 def _add_widget_route(app: FastAPI) -> None:
     """`/widget.js`: the embeddable widget, loaded by `<script src>` from any site."""
-    script = asset_bytes("widget", "qa-widget.js")
+    script = widget_script()
 
     async def widget_js(request: Request) -> Response:
         return Response(

@@ -6,6 +6,11 @@
 (function () {
   "use strict";
 
+  // Shared with the other face: static/quote-parts.js.
+  var parts = qaQuoteParts;
+  var el = parts.el, quoteWords = parts.quoteWords, httpUrl = parts.httpUrl;
+  var searchedFor = parts.searchedFor;
+
   var form = document.querySelector("form.ask");
   var list = document.getElementById("conversation");
   if (!form || !list || !window.fetch) return;
@@ -38,38 +43,6 @@
       // not a turn we can send back: the conversation goes on without it
     }
   });
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  // The quote's text with the words that answer (its `highlight`) in bold, as text nodes.
-  // Offsets count code points, as the server's do; plain text when the highlight is
-  // missing or does not lie inside the quote.
-  function quoteWords(quote) {
-    var chars = Array.from(String(quote.text));
-    var h = quote.highlight;
-    var a = h ? h.start - quote.start : NaN;
-    var b = h ? h.end - quote.start : NaN;
-    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a < b && b <= chars.length)) {
-      return [chars.join("")];
-    }
-    return [chars.slice(0, a).join(""), el("strong", "answer-words", chars.slice(a, b).join("")),
-      chars.slice(b).join("")];
-  }
-
-  function httpUrl(value) {
-    if (!value) return null;
-    try {
-      var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url : null;
-    } catch (e) {
-      return null;
-    }
-  }
 
   function articleHref(quote) {
     return articlesUrl + "/" + encodeURIComponent(quote.article.id) +
@@ -112,14 +85,6 @@
     meter.value = Number(quote.score) || 0;
     score.append(meter, " " + (Number(quote.score) || 0).toFixed(2));
     p.append(score);
-    return p;
-  }
-
-  function searchedFor(answer) {
-    var searched = answer.standalone_question;
-    if (!searched || searched === answer.question) return null;
-    var p = el("p", "searched-for", "Searched for: ");
-    p.append(el("span", "searched-text", searched));
     return p;
   }
 

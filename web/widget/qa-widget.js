@@ -15,9 +15,17 @@
  * widget's cannot affect each other; all text is inserted with textContent.
  * The turns shown are sent back as `history`, so a follow-up question keeps its
  * context; "New conversation" forgets them.
+ *
+ * The server serves this file inside one closure with ../static/quote-parts.js
+ * (qa.web.app.widget_script), which defines `qaQuoteParts`; alone it does not run.
  */
 (function () {
   "use strict";
+
+  // Shared with the other face: static/quote-parts.js.
+  var parts = qaQuoteParts;
+  var el = parts.el, quoteWords = parts.quoteWords, httpUrl = parts.httpUrl;
+  var searchedFor = parts.searchedFor;
 
   var script = document.currentScript;
   if (!script || !script.src) return;
@@ -91,38 +99,6 @@
     ":focus-visible { outline: 3px solid #f5a000; outline-offset: 2px; }",
   ].join("\n");
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  // The quote's text with the words that answer (its `highlight`) in bold, as text nodes.
-  // Offsets count code points, as the server's do; plain text when the highlight is
-  // missing or does not lie inside the quote.
-  function quoteWords(quote) {
-    var chars = Array.from(String(quote.text));
-    var h = quote.highlight;
-    var a = h ? h.start - quote.start : NaN;
-    var b = h ? h.end - quote.start : NaN;
-    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a < b && b <= chars.length)) {
-      return [chars.join("")];
-    }
-    return [chars.slice(0, a).join(""), el("strong", "answer-words", chars.slice(a, b).join("")),
-      chars.slice(b).join("")];
-  }
-
-  function httpUrl(value) {
-    if (!value) return null;
-    try {
-      var url = new URL(value);
-      return url.protocol === "http:" || url.protocol === "https:" ? url : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
   function articleHref(quote) {
     var path = "articles/" + encodeURIComponent(quote.article.id) + "?start=" +
       encodeURIComponent(quote.start) + "&end=" + encodeURIComponent(quote.end) + "#quote";
@@ -158,14 +134,6 @@
       ol.append(li);
     });
     box.append(ol);
-  }
-
-  function searchedFor(answer) {
-    var searched = answer.standalone_question;
-    if (!searched || searched === answer.question) return null;
-    var p = el("p", "searched-for", "Searched for: ");
-    p.append(el("span", "searched-text", searched));
-    return p;
   }
 
   async function ask(question, history) {
