@@ -142,6 +142,15 @@ class ChunkRecord:
     sentence_terms: tuple[str, ...]  # one space-separated string per sentence
 
 
+def check_vectors(
+    chunks: Sequence[ChunkRecord], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray
+) -> None:
+    """Every store's `put` first: one vector a chunk and one a sentence, or nothing is written."""
+    n_sents = sum(len(c.sentences) for c in chunks)
+    if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
+        raise ValueError("vector counts do not match chunks and sentences")
+
+
 class ArticleTextCache:
     """The articles quoted recently, citation and full text, kept in memory per
     open version (a version never changes them), least recently used first out
@@ -719,9 +728,7 @@ class Writer:
         sentence_vectors: np.ndarray,
     ) -> None:
         """Insert or replace one article with its chunks, sentences and vectors."""
-        n_sents = sum(len(c.sentences) for c in chunks)
-        if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
-            raise ValueError("vector counts do not match chunks and sentences")
+        check_vectors(chunks, chunk_vectors, sentence_vectors)
         self.remove(article.id)
         self.db.execute(
             "INSERT INTO articles (id, title, url, published, author, source, text, origin, "

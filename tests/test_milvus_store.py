@@ -24,7 +24,7 @@ from qa.errors import InvalidInput
 from qa.indexer import index_paths, remove_articles
 from qa.store import IndexStore, Snapshot, Writer
 from qa.stores import ReadView, Store, WriteSession, parse_store_uri
-from qa.stores.milvus import LIVE, MilvusStore, MilvusView, MilvusWriteSession
+from qa.stores.milvus import LIVE, MilvusStore, MilvusWriteSession
 from qa.stores.sparse_bm25 import bm25_weights
 from qa.terms import terms
 from tests.conftest import PROJECT, SAMPLES, SEED_DIR
@@ -365,12 +365,34 @@ def test_an_abandoned_write_leaves_the_previous_version_whole(lite):
     assert lite.db.count("chunks", f"died != {LIVE}") == 0
 
 
-def _copy_of(view: MilvusView, article_id: str, new_id: str):
+@pytest.mark.directory_store
+@pytest.mark.parametrize("kind", ["directory", "milvus lite"])
+def test_vectors_that_do_not_match_the_chunks_are_refused_before_anything_is_written(
+    kind, lite, seed_index, tmp_path
+):
+    """One sentence vector short: `put` refuses in either store, and the write
+    session publishes nothing (the article is not half stored)."""
+    if kind == "directory":
+        shutil.copytree(seed_index, tmp_path / "dir")
+        store = IndexStore(tmp_path / "dir")
+    else:
+        store = lite
+    before = store.open()
+    victim = before.articles()[0].id
+    article, chunks, chunk_vectors, sentence_vectors = _copy_of(before, victim, "a-new-id")
+    with pytest.raises(ValueError, match="vector counts"), store.writer() as session:
+        session.put(article, chunks, chunk_vectors, sentence_vectors[:-1])
+    after = store.open()
+    assert after.version == before.version
+    assert [a.id for a in after.articles()] == [a.id for a in before.articles()]
+
+
+def _copy_of(view: ReadView, article_id: str, new_id: str):
     """An article as stored, under another id, with its stored chunks and vectors."""
     from qa.store import ChunkRecord, StoredArticle
 
-    a = view.article_rows([article_id])[article_id]
-    copy = StoredArticle(id=new_id, title=a.title, text=a.text, content_hash="f" * 64)
+    ref, text = view.article_texts([article_id])[article_id]
+    copy = StoredArticle(id=new_id, title=ref.title, text=text, content_hash="f" * 64)
     chunk_ids = view.chunks_of_articles([article_id]).tolist()
     chunks, sentence_ids = [], []
     for c in view.chunks_by_id(chunk_ids):
@@ -380,9 +402,9 @@ def _copy_of(view: MilvusView, article_id: str, new_id: str):
             ChunkRecord(
                 c.start,
                 c.end,
-                " ".join(terms(a.text[c.start : c.end])),
+                " ".join(terms(text[c.start : c.end])),
                 tuple((s.start, s.end) for s in sents),
-                tuple(" ".join(terms(a.text[s.start : s.end])) for s in sents),
+                tuple(" ".join(terms(text[s.start : s.end])) for s in sents),
             )
         )
     return copy, chunks, view.chunk_vectors(chunk_ids), view.sentence_vectors(sentence_ids)

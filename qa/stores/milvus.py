@@ -81,6 +81,7 @@ from qa.store import (
     ArticleTextCache,
     ChunkRecord,
     StoredArticle,
+    check_vectors,
     expected_manifest,
     published_day,
 )
@@ -1099,9 +1100,7 @@ class MilvusWriteSession:
         chunk_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
     ) -> None:
-        n_sents = sum(len(c.sentences) for c in chunks)
-        if chunk_vectors.shape != (len(chunks), DIM) or sentence_vectors.shape != (n_sents, DIM):
-            raise ValueError("vector counts do not match chunks and sentences")
+        check_vectors(chunks, chunk_vectors, sentence_vectors)
         self.remove(article.id)
         for coll, rows in article_rows(
             article, chunks, chunk_vectors, sentence_vectors, self.version, self._take
