@@ -22,7 +22,7 @@ import pytest
 
 from qa.errors import InvalidInput
 from qa.indexer import index_paths, remove_articles
-from qa.store import IndexStore, Snapshot, Writer
+from qa.store import ChunkRecord, IndexStore, Snapshot, StoredArticle, Writer
 from qa.stores import ReadView, Store, WriteSession, parse_store_uri
 from qa.stores.milvus import LIVE, MilvusStore, MilvusWriteSession
 from qa.stores.sparse_bm25 import bm25_weights
@@ -389,8 +389,6 @@ def test_vectors_that_do_not_match_the_chunks_are_refused_before_anything_is_wri
 
 def _copy_of(view: ReadView, article_id: str, new_id: str):
     """An article as stored, under another id, with its stored chunks and vectors."""
-    from qa.store import ChunkRecord, StoredArticle
-
     ref, text = view.article_texts([article_id])[article_id]
     copy = StoredArticle(id=new_id, title=ref.title, text=text, content_hash="f" * 64)
     chunk_ids = view.chunks_of_articles([article_id]).tolist()
